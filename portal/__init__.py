@@ -1,0 +1,30 @@
+"""EU–Japan digital regulation exchange portal."""
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app: config, database, sign-in, security headers, blueprints and CLI."""
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("PORTAL_INSTANCE_PATH") or (config or {}).get("INSTANCE_PATH"),
+        instance_relative_config=True,
+        template_folder="../templates",
+    )
+    from portal import cli, config as settings, db, errors, security, views
+    from portal.extensions import csrf, login_manager
+
+    settings.load(app, config)
+    db.init_app(app)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Sign in to see that page."
+    security.init_app(app)
+    errors.register(app)
+    views.register(app)
+    cli.register(app)
+    return app

@@ -1,0 +1,114 @@
+"""Who may see and do what. Every permission rule lives here, applied in queries.
+
+Visibility of a channel: `joint` to every official, `eu`/`jp` to that side's officials,
+`private` to its named members only. Portal admins administer accounts and channels but
+read only what their own side and memberships allow: sensitive exchanges stay with the
+people they were meant for.
+"""
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy.orm import Session
+
+from portal.errors import Forbidden, NotFound
+from portal.extensions import login_manager
+from portal.models import Channel, ChannelMembership, Note, Reply, User
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> User | None:
+    from portal.db import get_session
+
+    identifier, _, token = user_id.partition(":")
+    if not identifier.isdigit():
+        return None
+    user = get_session().get(User, int(identifier))
+    # A rotated session token (password change) ends every session that holds the old one.
+    if user is None or not user.is_active or user.session_token != token:
+        return None
+    return user
+
+
+def channel_is_visible(user: User) -> ColumnElement[bool]:
+    """A WHERE clause on Channel: the channels this user may see."""
+    member_of = select(ChannelMembership.channel_id).where(ChannelMembership.user_id == user.id)
+    return or_(
+        Channel.visibility == "joint",
+        Channel.visibility == user.side,
+        and_(Channel.visibility == "private", Channel.id.in_(member_of)),
+    )
+
+
+def visible_channels(user: User) -> Select[tuple[Channel]]:
+    return select(Channel).where(channel_is_visible(user))
+
+
+def visible_notes(user: User) -> Select[tuple[Note]]:
+    """Live notes in the channels this user may see."""
+    return (
+        select(Note)
+        .join(Channel, Note.channel_id == Channel.id)
+        .where(channel_is_visible(user), Note.deleted_at.is_(None))
+    )
+
+
+def can_see_channel(session: Session, user: User, channel: Channel) -> bool:
+    if channel.visibility == "joint" or channel.visibility == user.side:
+        return True
+    if channel.visibility == "private":
+        return session.get(ChannelMembership, (channel.id, user.id)) is not None
+    return False
+
+
+def channel_for(session: Session, user: User, slug: str) -> Channel:
+    """The channel by slug, or NotFound when it is absent or invisible to this user."""
+    channel = session.scalar(visible_channels(user).where(Channel.slug == slug))
+    if channel is None:
+        raise NotFound("channel")
+    return channel
+
+
+def note_for(session: Session, user: User, note_id: int, *, include_deleted: bool = False) -> Note:
+    """The note, or NotFound. Deleted notes are visible only to admins, who may restore them."""
+    query = (
+        select(Note)
+        .join(Channel, Note.channel_id == Channel.id)
+        .where(Note.id == note_id, channel_is_visible(user))
+    )
+    note = session.scalar(query)
+    if note is None or (note.is_deleted and not (include_deleted and user.is_admin)):
+        raise NotFound("note")
+    return note
+
+
+def reply_for(session: Session, user: User, reply_id: int) -> Reply:
+    """A live reply in a live note that this user may see, or NotFound."""
+    reply = session.get(Reply, reply_id)
+    if reply is None or reply.is_deleted:
+        raise NotFound("reply")
+    note_for(session, user, reply.note_id)
+    return reply
+
+
+def moderates(session: Session, user: User, channel: Channel) -> bool:
+    """Site moderators and admins moderate every channel they can see; channel moderators theirs."""
+    if user.is_moderator:
+        return True
+    membership = session.get(ChannelMembership, (channel.id, user.id))
+    return membership is not None and membership.is_moderator
+
+
+def require_writable(channel: Channel) -> None:
+    if channel.is_archived:
+        raise Forbidden("This channel is archived and read-only.")
+
+
+def require_author_or_moderator(session: Session, user: User, author_id: int, channel: Channel) -> None:
+    require_writable(channel)
+    if user.id != author_id and not moderates(session, user, channel):
+        raise Forbidden("Only the author or a moderator may do that.")
+
+
+def require_admin(user: User) -> None:
+    if not user.is_admin:
+        raise NotFound("page")

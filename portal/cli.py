@@ -1,0 +1,189 @@
+"""`flask --app portal …` commands. Each calls the same service function as the web."""
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+from flask import Flask, current_app, url_for
+from flask.cli import AppGroup
+
+from portal import db
+from portal.errors import DomainError
+from portal.services import accounts, channels, content, demo, importer
+
+orgs_cli = AppGroup("orgs", help="Organisations.")
+users_cli = AppGroup("users", help="Accounts and invitations.")
+channels_cli = AppGroup("channels", help="Channels and membership.")
+notes_cli = AppGroup("notes", help="Notes.")
+
+
+def register(app: Flask) -> None:
+    for command in (init, demo_command, orgs_cli, users_cli, channels_cli, notes_cli):
+        app.cli.add_command(command)
+
+
+def _fail(error: DomainError) -> None:
+    raise click.ClickException(str(error))
+
+
+def _commit_or_fail(work):
+    """Run work(session) and commit; a domain error becomes a clear message and a non-zero exit."""
+    session = db.get_session()
+    try:
+        result = work(session)
+    except DomainError as error:
+        session.rollback()
+        _fail(error)
+    session.commit()
+    return result
+
+
+@click.command("init")
+def init() -> None:
+    """Create or upgrade the database schema and load content/ (safe to run again)."""
+    db.migrate(db.engine())
+    report = _commit_or_fail(content.load_content)
+    click.echo(f"Database is up to date; loaded {report.topics} topics, {report.acts} acts, "
+               f"{report.articles} articles.")
+
+
+@click.command("demo")
+def demo_command() -> None:
+    """Load the demo organisations, users, channels, notes and replies (safe to run again)."""
+    report = _commit_or_fail(lambda session: demo.load_demo(session, date.today()))
+    click.echo(f"Demo data: {report.notes_created} notes and {report.replies_created} replies added.")
+    click.echo(f"Demo sign-ins (password for all: {demo.DEMO_PASSWORD}):")
+    for user in report.users:
+        click.echo(f"  {user.email:<40} {user.role:<10} {user.organisation.name} ({user.side.upper()})")
+
+
+@orgs_cli.command("create")
+@click.argument("slug")
+@click.option("--name", required=True)
+@click.option("--side", required=True, type=click.Choice(["eu", "jp"]))
+def orgs_create(slug: str, name: str, side: str) -> None:
+    """Create an organisation."""
+    organisation = _commit_or_fail(
+        lambda session: accounts.create_organisation(session, slug=slug, name=name, side=side)
+    )
+    click.echo(f"Created organisation {organisation.slug} ({organisation.side.upper()}).")
+
+
+def _link(session, user) -> str:
+    return accounts.invite(session, user, actor=None)
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--name", required=True)
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.option("--role", default="member", type=click.Choice(["member", "moderator", "admin"]))
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def users_create(email: str, name: str, org_slug: str, role: str, password_stdin: bool) -> None:
+    """Create an account; without --password-stdin, print an invitation link."""
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+
+    def work(session):
+        organisation = accounts.organisation_by_slug(session, org_slug)
+        user = accounts.create_user(session, email=email, name=name, organisation=organisation,
+                                    role=role, password=password)
+        return user, (None if password_stdin else _link(session, user))
+
+    user, link = _commit_or_fail(work)
+    click.echo(f"Created {user.email} ({user.role}, {user.organisation.slug}).")
+    if link:
+        click.echo(f"Invitation link (valid {current_app.config['INVITATION_DAYS']} days, single use): {link}")
+
+
+@users_cli.command("invite")
+@click.argument("email")
+@click.option("--name", help="Create the account with this name if it does not exist.")
+@click.option("--org", "org_slug", help="Organisation slug, for a new account.")
+@click.option("--role", default="member", type=click.Choice(["member", "moderator", "admin"]))
+@click.option("--send/--no-send", default=True, help="Also e-mail the link.")
+def users_invite(email: str, name: str | None, org_slug: str | None, role: str, send: bool) -> None:
+    """Issue a new invitation link for a pending account (creating it if --name and --org are given)."""
+    from portal import mail
+
+    def work(session):
+        try:
+            user = accounts.user_by_email(session, email)
+        except DomainError:
+            if not (name and org_slug):
+                raise
+            organisation = accounts.organisation_by_slug(session, org_slug)
+            user = accounts.create_user(session, email=email, name=name, organisation=organisation, role=role)
+        link = _link(session, user)
+        if send:
+            mail.send_invitation(user, link, inviter=None)
+        return link
+
+    click.echo(f"Invitation link: {_commit_or_fail(work)}")
+
+
+@channels_cli.command("create")
+@click.argument("slug")
+@click.option("--name", required=True, help="English name.")
+@click.option("--name-ja", default="", help="Japanese name.")
+@click.option("--description", default="")
+@click.option("--description-ja", default="")
+@click.option("--visibility", required=True, type=click.Choice(["joint", "eu", "jp", "private"]))
+def channels_create(slug, name, name_ja, description, description_ja, visibility) -> None:
+    """Create a channel."""
+    data = {"slug": slug, "name_en": name, "name_ja": name_ja, "description_en": description,
+            "description_ja": description_ja, "visibility": visibility}
+    channel = _commit_or_fail(lambda session: channels.create_channel(session, data, actor=None))
+    click.echo(f"Created channel {channel.slug} ({channel.visibility}).")
+
+
+@channels_cli.command("add-member")
+@click.argument("slug")
+@click.argument("email")
+@click.option("--moderator", is_flag=True, help="Make the member a moderator of the channel.")
+def channels_add_member(slug: str, email: str, moderator: bool) -> None:
+    """Add a named member to a channel (required for private channels)."""
+    _commit_or_fail(lambda session: channels.add_member(
+        session, channels.channel_by_slug(session, slug), accounts.user_by_email(session, email),
+        is_moderator=moderator, actor=None))
+    click.echo(f"{email} is now a {'moderator' if moderator else 'member'} of {slug}.")
+
+
+@notes_cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--channel", "channel_slug", required=True)
+@click.option("--author", "author_email", required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the notes written as a JSON array.")
+def notes_import(file: Path, channel_slug: str, author_email: str, as_json: bool) -> None:
+    """Import notes from JSON Lines: {"id", "title", "body", "lang"} per line; re-import updates."""
+    session = db.get_session()
+    try:
+        channel = channels.channel_by_slug(session, channel_slug)
+        author = accounts.user_by_email(session, author_email)
+    except DomainError as error:
+        _fail(error)
+    total = sum(1 for _ in file.open(encoding="utf-8"))
+    with file.open(encoding="utf-8") as lines, click.progressbar(
+        length=total, label=f"Importing {file.name}", file=sys.stderr
+    ) as bar:
+        try:
+            result = importer.import_notes(
+                session, lines, channel=channel, author=author, progress=lambda _n: bar.update(1)
+            )
+        except DomainError as error:
+            session.rollback()
+            _fail(error)
+    session.commit()
+    for number, message in result.errors:
+        click.echo(f"{file}:{number}: skipped: {message}", err=True)
+    click.echo(f"Imported {result.created} new and {result.updated} updated notes; "
+               f"{len(result.errors)} lines skipped.", err=as_json)
+    if as_json:
+        with current_app.test_request_context(base_url=current_app.config["BASE_URL"]):
+            rows = [{"id": note.id, "external_id": note.external_id,
+                     "url": url_for("notes.show", note_id=note.id, _external=True)} for note in result.written]
+        click.echo(json.dumps(rows, ensure_ascii=False))
+    if result.errors:
+        sys.exit(1)

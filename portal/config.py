@@ -1,0 +1,52 @@
+"""Defaults, overridden by PORTAL_* environment variables (Flask's prefixed-env convention)."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask
+
+DEFAULTS = {
+    # 200 KB bodies plus form overhead; larger requests are refused before parsing.
+    "MAX_CONTENT_LENGTH": 512 * 1024,
+    "MAX_BODY_CHARS": 200_000,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "REMEMBER_COOKIE_HTTPONLY": True,
+    "REMEMBER_COOKIE_SAMESITE": "Lax",
+    "WTF_CSRF_TIME_LIMIT": None,
+    "BASE_URL": "http://127.0.0.1:5000",
+    "INVITATION_DAYS": 7,
+    "SIGN_IN_MAX_FAILURES": 5,
+    "SIGN_IN_WINDOW_MINUTES": 15,
+    "PAGE_SIZE": 30,
+    # Deeper replies are shown on their own "continue this thread" page.
+    "THREAD_MAX_DEPTH": 6,
+}
+
+
+def load(app: Flask, overrides: dict | None) -> None:
+    """Fill app.config from defaults, PORTAL_* variables, then explicit overrides (tests)."""
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env("PORTAL")
+    if overrides:
+        app.config.update(overrides)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.setdefault(
+        "DATABASE_URL", f"sqlite:///{Path(app.instance_path) / 'portal.sqlite3'}"
+    )
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _instance_secret(Path(app.instance_path) / "secret_key")
+    if str(app.config["BASE_URL"]).startswith("https://"):
+        app.config["SESSION_COOKIE_SECURE"] = True
+        app.config["REMEMBER_COOKIE_SECURE"] = True
+
+
+def _instance_secret(path: Path) -> str:
+    """Generate the secret key once and keep it, so sessions survive restarts."""
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip()

@@ -1,0 +1,34 @@
+"""Typed SQLAlchemy models, one module per feature; importing this package registers them all."""
+from portal.models.accounts import Invitation, Organisation, SignInFailure, User
+from portal.models.audit import AuditEvent
+from portal.models.channels import Channel, ChannelMembership
+from portal.models.content import Act, Article, Topic
+from portal.models.notes import (
+    CaseMilestone,
+    Note,
+    NoteArticle,
+    NoteRevision,
+    Reply,
+    ReplyRevision,
+    note_topics,
+)
+
+__all__ = [
+    "Act",
+    "Article",
+    "AuditEvent",
+    "CaseMilestone",
+    "Channel",
+    "ChannelMembership",
+    "Invitation",
+    "Note",
+    "NoteArticle",
+    "NoteRevision",
+    "Organisation",
+    "Reply",
+    "ReplyRevision",
+    "SignInFailure",
+    "Topic",
+    "User",
+    "note_topics",
+]

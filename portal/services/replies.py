@@ -1,0 +1,139 @@
+"""Threaded replies: to a note or to any reply, to any depth, with history and soft deletion."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from portal import auth
+from portal.db import utcnow
+from portal.errors import Forbidden, ValidationError
+from portal.markup import render_markdown
+from portal.models import Note, Reply, ReplyRevision, User
+from portal.services import audit
+
+PATH_WIDTH = 10
+
+
+def _clean_body(body: str) -> str:
+    body = (body or "").replace("\r\n", "\n").strip()
+    if not body:
+        raise ValidationError({"body": "Write the reply's text."})
+    if len(body) > current_app.config["MAX_BODY_CHARS"]:
+        raise ValidationError({"body": "The text is over the 200 KB limit."})
+    return body
+
+
+def post_reply(
+    session: Session,
+    note: Note,
+    author: User,
+    body: str,
+    *,
+    parent: Reply | None = None,
+    created_at: datetime | None = None,
+) -> Reply:
+    """Reply to the note, or to one of its replies."""
+    auth.require_writable(note.channel)
+    if note.is_deleted:
+        raise ValidationError("This note has been deleted.")
+    if parent is not None and (parent.note_id != note.id or parent.is_deleted):
+        raise ValidationError("The reply you are answering is not part of this note.")
+    clean = _clean_body(body)
+    now = created_at or utcnow()
+    reply = Reply(
+        note_id=note.id,
+        parent_id=parent.id if parent else None,
+        author=author,
+        body=clean,
+        body_html=render_markdown(clean),
+        depth=parent.depth + 1 if parent else 0,
+        created_at=now,
+        updated_at=now,
+    )
+    reply.revisions.append(ReplyRevision(number=1, body=clean, editor=author, created_at=now))
+    session.add(reply)
+    session.flush()
+    reply.path = (parent.path if parent else "") + f"{reply.id:0{PATH_WIDTH}d}/"
+    # One UPDATE, so concurrent replies cannot lose each other's count.
+    session.execute(
+        update(Note)
+        .where(Note.id == note.id)
+        .values(reply_count=Note.reply_count + 1, last_activity_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return reply
+
+
+def edit_reply(session: Session, reply: Reply, editor: User, body: str) -> Reply:
+    """Save a new revision of a reply's text."""
+    auth.require_author_or_moderator(session, editor, reply.author_id, reply.note.channel)
+    clean = _clean_body(body)
+    if clean == reply.body:
+        return reply
+    reply.revision += 1
+    reply.body, reply.body_html, reply.updated_at = clean, render_markdown(clean), utcnow()
+    reply.revisions.append(ReplyRevision(number=reply.revision, body=clean, editor=editor))
+    audit.record(session, editor, "reply.edit", "reply", reply.id, revision=reply.revision)
+    return reply
+
+
+def delete_reply(session: Session, reply: Reply, actor: User) -> None:
+    """Soft-delete: the reply's place in the thread stays, its text is hidden."""
+    auth.require_author_or_moderator(session, actor, reply.author_id, reply.note.channel)
+    reply.deleted_at, reply.deleted_by_id = utcnow(), actor.id
+    session.execute(
+        update(Note).where(Note.id == reply.note_id).values(reply_count=Note.reply_count - 1)
+        .execution_options(synchronize_session=False)
+    )
+    audit.record(session, actor, "reply.delete", "reply", reply.id)
+
+
+def restore_reply(session: Session, reply: Reply, actor: User) -> None:
+    if not actor.is_admin:
+        raise Forbidden("Only an administrator may restore a deleted reply.")
+    if reply.deleted_at is not None:
+        reply.deleted_at, reply.deleted_by_id = None, None
+        session.execute(
+            update(Note).where(Note.id == reply.note_id).values(reply_count=Note.reply_count + 1)
+            .execution_options(synchronize_session=False)
+        )
+        audit.record(session, actor, "reply.restore", "reply", reply.id)
+
+
+@dataclass
+class ThreadItem:
+    reply: Reply
+    level: int  # depth relative to the thread shown, capped by THREAD_MAX_DEPTH
+    continues: bool  # deeper replies exist and are shown on the reply's own page
+
+
+def thread(session: Session, note: Note, *, root: Reply | None = None) -> list[ThreadItem]:
+    """The replies under the note (or under root) in tree order, with deep branches cut off."""
+    query = select(Reply).where(Reply.note_id == note.id).order_by(Reply.path)
+    if root is not None:
+        query = query.where(Reply.path.startswith(root.path, autoescape=True), Reply.id != root.id)
+    base = root.depth if root else 0
+    cap = current_app.config["THREAD_MAX_DEPTH"]
+    items: list[ThreadItem] = []
+    for reply in session.scalars(query):
+        level = reply.depth - base
+        if level > cap:
+            if level == cap + 1:
+                next(item for item in reversed(items) if item.level == cap).continues = True
+            continue
+        items.append(ThreadItem(reply, level, False))
+    return items
+
+
+def reply_in_note(session: Session, note: Note, reply_id: int | None) -> Reply | None:
+    """A live reply of this note by id (the parent of a new reply), or ValidationError."""
+    if reply_id is None:
+        return None
+    reply = session.get(Reply, reply_id)
+    if reply is None or reply.note_id != note.id or reply.is_deleted:
+        raise ValidationError("The reply you are answering is not part of this note.")
+    return reply

@@ -1,0 +1,206 @@
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from portal import auth
+from portal.db import get_session
+from portal.errors import NotFound, ValidationError
+from portal.models import Reply
+from portal.services import content, notes, replies
+from portal.views import require_sign_in
+from portal.views.channels import form_dict
+
+bp = Blueprint("notes", __name__)
+bp.before_request(require_sign_in)
+
+
+def _note(note_id: int, **kwargs):
+    return auth.note_for(get_session(), current_user, note_id, **kwargs)
+
+
+def _note_page(note, *, reply_errors=None, reply_values=None, status=200):
+    db = get_session()
+    accepted = db.get(Reply, note.accepted_reply_id) if note.accepted_reply_id else None
+    return render_template(
+        "notes/show.html",
+        note=note,
+        thread=replies.thread(db, note),
+        accepted=accepted,
+        may_moderate=auth.moderates(db, current_user, note.channel),
+        reply_errors=reply_errors or {},
+        reply_values=reply_values or {},
+    ), status
+
+
+@bp.get("/notes/<id:note_id>")
+def show(note_id: int):
+    return _note_page(_note(note_id, include_deleted=True))
+
+
+@bp.get("/notes/<id:note_id>/replies/<id:reply_id>")
+def subthread(note_id: int, reply_id: int):
+    """"Continue this thread": the branch under one reply, on its own page."""
+    db = get_session()
+    note = _note(note_id)
+    root = db.get(Reply, reply_id)
+    if root is None or root.note_id != note.id:
+        raise NotFound("reply")
+    return render_template(
+        "notes/subthread.html", note=note, root=root, thread=replies.thread(db, note, root=root),
+        may_moderate=auth.moderates(db, current_user, note.channel),
+    )
+
+
+@bp.route("/notes/<id:note_id>/edit", methods=["GET", "POST"])
+def edit(note_id: int):
+    db = get_session()
+    note = _note(note_id)
+    auth.require_author_or_moderator(db, current_user, note.author_id, note.channel)
+    errors = {}
+    values = notes.form_values(note)
+    if request.method == "POST":
+        values = form_dict()
+        try:
+            notes.edit_note(db, note, current_user, values)
+        except ValidationError as error:
+            errors = error.errors
+        else:
+            db.commit()
+            return redirect(url_for("notes.show", note_id=note.id))
+    return render_template(
+        "notes/form.html", channel=note.channel, kind=note.kind, values=values, errors=errors, note=note,
+        topics=content.topics(db),
+    ), 400 if errors else 200
+
+
+@bp.get("/notes/<id:note_id>/history")
+def history(note_id: int):
+    note = _note(note_id)
+    return render_template("notes/history.html", note=note, revisions=notes.revision_diffs(note))
+
+
+def _act(note_id: int, action, message: str, **kwargs):
+    """Run one service action on a note from a POST, then go back to the note."""
+    db = get_session()
+    note = _note(note_id, **kwargs)
+    try:
+        action(db, note)
+    except ValidationError as error:
+        flash(str(error), "error")
+    else:
+        db.commit()
+        flash(message)
+    return redirect(url_for("notes.show", note_id=note.id))
+
+
+@bp.post("/notes/<id:note_id>/delete")
+def delete(note_id: int):
+    return _act(note_id, lambda db, note: notes.delete_note(db, note, current_user), "The note was deleted.")
+
+
+@bp.post("/notes/<id:note_id>/restore")
+def restore(note_id: int):
+    return _act(note_id, lambda db, note: notes.restore_note(db, note, current_user),
+                "The note was restored.", include_deleted=True)
+
+
+@bp.post("/notes/<id:note_id>/status")
+def status(note_id: int):
+    return _act(note_id, lambda db, note: notes.set_case_status(
+        db, note, current_user, request.form.get("case_status", "")), "The case status was changed.")
+
+
+@bp.post("/notes/<id:note_id>/accept")
+def accept(note_id: int):
+    def accept_reply(db, note):
+        reply = replies.reply_in_note(db, note, request.form.get("reply_id", type=int))
+        if reply is None:
+            raise ValidationError("Choose the reply that answers the question.")
+        notes.accept_answer(db, note, reply, current_user)
+
+    return _act(note_id, accept_reply, "The answer was accepted.")
+
+
+@bp.post("/notes/<id:note_id>/decline")
+def decline(note_id: int):
+    return _act(note_id, lambda db, note: notes.decline_question(
+        db, note, current_user, request.form.get("grounds", "")), "The question was declined.")
+
+
+@bp.post("/notes/<id:note_id>/reopen")
+def reopen(note_id: int):
+    return _act(note_id, lambda db, note: notes.reopen_question(db, note, current_user),
+                "The question is open again.")
+
+
+@bp.post("/notes/<id:note_id>/replies")
+def reply(note_id: int):
+    db = get_session()
+    note = _note(note_id)
+    values = {"body": request.form.get("body", ""), "parent_id": request.form.get("parent_id", "")}
+    try:
+        parent = replies.reply_in_note(db, note, request.form.get("parent_id", type=int))
+        posted = replies.post_reply(db, note, current_user, values["body"], parent=parent)
+    except ValidationError as error:
+        return _note_page(note, reply_errors=error.errors, reply_values=values, status=400)
+    db.commit()
+    return redirect(url_for("notes.show", note_id=note.id, _anchor=f"reply-{posted.id}"))
+
+
+@bp.get("/replies/<id:reply_id>")
+def reply_permalink(reply_id: int):
+    reply = auth.reply_for(get_session(), current_user, reply_id)
+    return redirect(url_for("notes.show", note_id=reply.note_id, _anchor=f"reply-{reply.id}"))
+
+
+@bp.route("/replies/<id:reply_id>/edit", methods=["GET", "POST"])
+def edit_reply(reply_id: int):
+    db = get_session()
+    reply = auth.reply_for(db, current_user, reply_id)
+    auth.require_author_or_moderator(db, current_user, reply.author_id, reply.note.channel)
+    errors, body = {}, reply.body
+    if request.method == "POST":
+        body = request.form.get("body", "")
+        try:
+            replies.edit_reply(db, reply, current_user, body)
+        except ValidationError as error:
+            errors = error.errors
+        else:
+            db.commit()
+            return redirect(url_for("notes.show", note_id=reply.note_id, _anchor=f"reply-{reply.id}"))
+    return render_template("notes/reply_form.html", reply=reply, body=body, errors=errors), 400 if errors else 200
+
+
+@bp.get("/replies/<id:reply_id>/history")
+def reply_history(reply_id: int):
+    reply = auth.reply_for(get_session(), current_user, reply_id)
+    revisions = []
+    previous = ""
+    for revision in reply.revisions:
+        revisions.append((revision, notes.diff(previous, revision.body) if previous else []))
+        previous = revision.body
+    return render_template("notes/reply_history.html", reply=reply, revisions=list(reversed(revisions)))
+
+
+@bp.post("/replies/<id:reply_id>/delete")
+def delete_reply(reply_id: int):
+    db = get_session()
+    reply = auth.reply_for(db, current_user, reply_id)
+    replies.delete_reply(db, reply, current_user)
+    db.commit()
+    flash("The reply was deleted.")
+    return redirect(url_for("notes.show", note_id=reply.note_id, _anchor=f"reply-{reply.id}"))
+
+
+@bp.post("/replies/<id:reply_id>/restore")
+def restore_reply(reply_id: int):
+    db = get_session()
+    reply = db.get(Reply, reply_id)
+    if reply is None or not current_user.is_admin:
+        raise NotFound("reply")
+    auth.note_for(db, current_user, reply.note_id)
+    replies.restore_reply(db, reply, current_user)
+    db.commit()
+    flash("The reply was restored.")
+    return redirect(url_for("notes.show", note_id=reply.note_id, _anchor=f"reply-{reply.id}"))
