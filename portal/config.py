@@ -18,6 +18,10 @@ DEFAULTS = {
     "WTF_CSRF_TIME_LIMIT": None,
     "BASE_URL": "http://127.0.0.1:5000",
     "INVITATION_DAYS": 7,
+    # argon2id cost (the argon2-cffi defaults, RFC 9106's low-memory profile); stored hashes
+    # are upgraded at sign-in when these change.
+    "ARGON2_TIME_COST": 3,
+    "ARGON2_MEMORY_KIB": 65536,
     "SIGN_IN_MAX_FAILURES": 5,
     "SIGN_IN_WINDOW_MINUTES": 15,
     "PAGE_SIZE": 30,

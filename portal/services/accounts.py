@@ -26,9 +26,22 @@ MIN_PASSWORD_LENGTH = 12
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
-_hasher = PasswordHasher()
-# Verified against when the e-mail is unknown, so a sign-in takes as long either way.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+@cache
+def _hasher_for(time_cost: int, memory_kib: int) -> PasswordHasher:
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+
+
+def _hasher() -> PasswordHasher:
+    config = current_app.config
+    return _hasher_for(config["ARGON2_TIME_COST"], config["ARGON2_MEMORY_KIB"])
+
+
+@cache
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    """Verified against when the e-mail is unknown, so a sign-in takes as long either way."""
+    return hasher.hash(secrets.token_hex(16))
 
 
 @cache
@@ -47,7 +60,7 @@ def password_problem(password: str) -> str | None:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def normalise_email(email: str) -> str:
@@ -221,7 +234,7 @@ def authenticate(session: Session, email: str, password: str) -> User:
         session.execute(delete(SignInFailure).where(SignInFailure.email == email))
         user.last_sign_in_at = utcnow()
         audit.record(session, user, "user.sign_in", "user", user.id)
-        if _hasher.check_needs_rehash(user.password_hash or ""):
+        if _hasher().check_needs_rehash(user.password_hash or ""):
             user.password_hash = hash_password(password)
         return user
     session.add(SignInFailure(email=email))
@@ -231,8 +244,9 @@ def authenticate(session: Session, email: str, password: str) -> User:
 
 def _password_matches(user: User | None, password: str) -> bool:
     stored = user.password_hash if user is not None else None
+    hasher = _hasher()
     try:
-        return _hasher.verify(stored or _DUMMY_HASH, password) and stored is not None
+        return hasher.verify(stored or _dummy_hash(hasher), password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 

@@ -1,0 +1,166 @@
+"""Fixtures: a fresh app, database and instance folder per test, and a small world of officials."""
+from __future__ import annotations
+
+import contextvars
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import pytest
+from flask import g, has_app_context
+from flask.testing import FlaskClient
+
+from portal import create_app
+from portal.db import Base, engine, get_session
+from portal.models import Channel, Note, Reply, User
+from portal.services import accounts, channels, content, notes, replies
+
+PASSWORD = "a long test passphrase 1"
+
+
+class IsolatedClient(FlaskClient):
+    """Each request runs in its own app context, as in production, not in the one a test holds open.
+
+    Otherwise Flask reuses the test's context: `g` (the database session, Flask-Login's user)
+    would leak from one request, or one simulated browser, to the next.
+    """
+
+    def open(self, *args, **kwargs):
+        response = contextvars.Context().run(super().open, *args, **kwargs)
+        if has_app_context() and "db_session" in g:
+            g.db_session.expire_all()
+        return response
+
+
+def make_app(tmp_path, **overrides):
+    """An app on its own instance folder; the database is the caller's to prepare."""
+    url = os.environ.get("PORTAL_TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'test.sqlite3'}"
+    app = create_app({
+        "TESTING": True,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "DATABASE_URL": url,
+        "SECRET_KEY": "test-secret-key",
+        "WTF_CSRF_ENABLED": False,
+        "BASE_URL": "http://portal.test",
+        # The real algorithm at its lowest cost: the suite signs in thousands of times.
+        "ARGON2_TIME_COST": 1,
+        "ARGON2_MEMORY_KIB": 1024,
+        **overrides,
+    })
+    app.test_client_class = IsolatedClient
+    return app
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    """A SQLite file with the schema and content/ loaded, copied for each test."""
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    app = create_app({"INSTANCE_PATH": str(path.parent / "instance"), "DATABASE_URL": f"sqlite:///{path}",
+                      "SECRET_KEY": "template"})
+    with app.app_context():
+        Base.metadata.create_all(engine())
+        content.load_content(get_session())
+        get_session().commit()
+        engine().dispose()
+    return path
+
+
+@pytest.fixture
+def app(tmp_path, sqlite_template):
+    if os.environ.get("PORTAL_TEST_DATABASE_URL"):
+        app = make_app(tmp_path)
+        with app.app_context():
+            Base.metadata.drop_all(engine())
+            Base.metadata.create_all(engine())
+            content.load_content(get_session())
+            get_session().commit()
+    else:
+        shutil.copyfile(sqlite_template, tmp_path / "test.sqlite3")
+        app = make_app(tmp_path)
+    yield app
+    with app.app_context():
+        engine().dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def db(app):
+    with app.app_context():
+        yield get_session()
+
+
+def login(client, user_or_email, password: str = PASSWORD):
+    email = user_or_email if isinstance(user_or_email, str) else user_or_email.email
+    response = client.post("/login", data={"email": email, "password": password})
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    return response
+
+
+@dataclass
+class World:
+    """Two sides, every role, a channel of every visibility, and a note with replies in each."""
+
+    eu_member: User
+    eu_moderator: User
+    eu_admin: User
+    jp_member: User
+    jp_admin: User
+    outsider: User  # EU member of no private channel
+    joint: Channel
+    eu: Channel
+    jp: Channel
+    private: Channel
+    archived: Channel
+    notes: dict[str, Note]
+    replies: dict[str, Reply]
+
+
+@pytest.fixture
+def world(app, db) -> World:
+    eu_org = accounts.create_organisation(db, slug="dg-cnect", name="DG CNECT", side="eu")
+    jp_org = accounts.create_organisation(db, slug="jftc", name="Japan Fair Trade Commission", side="jp")
+
+    def user(email, org, role="member", lang="en"):
+        return accounts.create_user(db, email=email, name=email.split("@")[0].title(), organisation=org,
+                                    role=role, password=PASSWORD, lang=lang)
+
+    w = dict(
+        eu_member=user("eva@ec.example.eu", eu_org),
+        eu_moderator=user("mia@ec.example.eu", eu_org, "moderator"),
+        eu_admin=user("ada@ec.example.eu", eu_org, "admin"),
+        jp_member=user("kenji@jftc.example.jp", jp_org, lang="ja"),
+        jp_admin=user("aiko@jftc.example.jp", jp_org, "admin", lang="ja"),
+        outsider=user("otto@ec.example.eu", eu_org),
+    )
+    chans = {}
+    for slug, visibility in [("joint", "joint"), ("eu", "eu"), ("jp", "jp"), ("private", "private"),
+                             ("archived", "joint")]:
+        chans[slug] = channels.create_channel(
+            db, {"slug": f"{slug}-channel", "name_en": f"{slug.title()} channel", "name_ja": f"{slug}チャンネル",
+                 "visibility": visibility}, actor=None)
+    channels.add_member(db, chans["private"], w["eu_member"], actor=None)
+    channels.add_member(db, chans["private"], w["jp_member"], is_moderator=True, actor=None)
+    authors = {"joint": w["eu_member"], "eu": w["eu_member"], "jp": w["jp_member"],
+               "private": w["jp_member"], "archived": w["eu_member"]}
+    note_map, reply_map = {}, {}
+    for slug, channel in chans.items():
+        author = authors[slug]
+        note = notes.post_note(db, channel, author, "question", {
+            "title": f"Question in {slug}", "body": f"Body of the {slug} question", "lang": "en",
+            "topics": ["dsa"], "articles": "DSA Art. 16",
+            "answer_by": (date.today() + timedelta(days=10)).isoformat()})
+        note_map[slug] = note
+        reply_map[slug] = replies.post_reply(db, note, author, f"First reply in {slug}")
+    chans["archived"].is_archived = True
+    db.commit()
+    return World(**w, **chans, notes=note_map, replies=reply_map)
