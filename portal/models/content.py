@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.db import Base
@@ -25,8 +25,9 @@ class Act(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(32), unique=True)
     short: Mapped[str] = mapped_column(String(32), unique=True)
-    title_en: Mapped[str] = mapped_column(String(300))
-    title_ja: Mapped[str] = mapped_column(String(300))
+    # Official titles of EU acts run to several hundred characters.
+    title_en: Mapped[str] = mapped_column(Text)
+    title_ja: Mapped[str] = mapped_column(Text)
     jurisdiction: Mapped[str] = mapped_column(String(2))
     reference: Mapped[str] = mapped_column(String(100), default="")
     url: Mapped[str] = mapped_column(String(500))
@@ -47,8 +48,8 @@ class Article(Base):
     act_id: Mapped[int] = mapped_column(ForeignKey("acts.id"))
     number: Mapped[str] = mapped_column(String(16))
     position: Mapped[int] = mapped_column(default=0)
-    title_en: Mapped[str] = mapped_column(String(300), default="")
-    title_ja: Mapped[str] = mapped_column(String(300), default="")
+    title_en: Mapped[str] = mapped_column(Text, default="")
+    title_ja: Mapped[str] = mapped_column(Text, default="")
     url: Mapped[str] = mapped_column(String(500), default="")
 
     act: Mapped[Act] = relationship(back_populates="articles", lazy="joined")
