@@ -8,9 +8,10 @@ from flask import Flask
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: config, database, sign-in, security headers, blueprints and CLI."""
+    instance_path = os.environ.get("PORTAL_INSTANCE_PATH") or (config or {}).get("INSTANCE_PATH")
     app = Flask(
         __name__,
-        instance_path=os.environ.get("PORTAL_INSTANCE_PATH") or (config or {}).get("INSTANCE_PATH"),
+        instance_path=os.path.abspath(instance_path) if instance_path else None,
         instance_relative_config=True,
         template_folder="../templates",
     )

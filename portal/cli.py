@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app, url_for
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from portal import db
 from portal.errors import DomainError
@@ -42,6 +42,7 @@ def _commit_or_fail(work):
 
 
 @click.command("init")
+@with_appcontext
 def init() -> None:
     """Create or upgrade the database schema and load content/ (safe to run again)."""
     db.migrate(db.engine())
@@ -51,6 +52,7 @@ def init() -> None:
 
 
 @click.command("demo")
+@with_appcontext
 def demo_command() -> None:
     """Load the demo organisations, users, channels, notes and replies (safe to run again)."""
     report = _commit_or_fail(lambda session: demo.load_demo(session, date.today()))
@@ -164,7 +166,8 @@ def notes_import(file: Path, channel_slug: str, author_email: str, as_json: bool
         author = accounts.user_by_email(session, author_email)
     except DomainError as error:
         _fail(error)
-    total = sum(1 for _ in file.open(encoding="utf-8"))
+    with file.open(encoding="utf-8") as counted:
+        total = sum(1 for _ in counted)
     with file.open(encoding="utf-8") as lines, click.progressbar(
         length=total, label=f"Importing {file.name}", file=sys.stderr
     ) as bar:

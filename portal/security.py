@@ -1,7 +1,22 @@
 """Response headers that every page carries."""
 from __future__ import annotations
 
+import logging
+import re
+
 from flask import Flask, Response
+
+# Invitation links carry a bearer token in their path; access logs must not keep it.
+SECRET_PATHS = re.compile(r"(/invitations/)[^\s?\"]+")
+
+
+class RedactSecretPaths(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = SECRET_PATHS.sub(r"\1[redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -19,6 +34,10 @@ CONTENT_SECURITY_POLICY = "; ".join(
 
 
 def init_app(app: Flask) -> None:
+    access_log = logging.getLogger("werkzeug")
+    if not any(isinstance(f, RedactSecretPaths) for f in access_log.filters):
+        access_log.addFilter(RedactSecretPaths())
+
     @app.after_request
     def headers(response: Response) -> Response:
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)

@@ -205,3 +205,29 @@ def test_admin_creates_organisation_and_bad_input_is_kept(client, world):
     bad = client.post("/admin/organisations", data={"slug": "Bad Slug!", "name": "Kept Name", "side": "jp"})
     assert bad.status_code == 400
     assert "Kept Name" in bad.get_data(as_text=True) and "lowercase" in bad.get_data(as_text=True)
+
+
+def test_invitation_tokens_are_redacted_from_the_access_log():
+    import logging
+
+    from portal.security import RedactSecretPaths
+
+    record = logging.LogRecord("werkzeug", logging.INFO, __file__, 1, '%s - - [%s] "%s" %s -',
+                               ("127.0.0.1", "now", "GET /invitations/eyJpIjo.abc.def HTTP/1.1", "200"), None)
+    RedactSecretPaths().filter(record)
+    assert "eyJpIjo" not in record.getMessage()
+    assert "/invitations/[redacted]" in record.getMessage()
+
+
+def test_relative_instance_path_is_accepted(tmp_path, monkeypatch):
+    from portal import create_app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PORTAL_INSTANCE_PATH", "relative-instance")
+    app = create_app()
+    assert app.instance_path == str(tmp_path / "relative-instance")
+    key_file = tmp_path / "relative-instance" / "secret_key"
+    assert key_file.read_text() == app.config["SECRET_KEY"] and len(app.config["SECRET_KEY"]) == 64
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    # Generated once and kept: a restart keeps sessions valid.
+    assert create_app().config["SECRET_KEY"] == app.config["SECRET_KEY"]

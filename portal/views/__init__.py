@@ -33,7 +33,7 @@ def register(app: Flask) -> None:
     def globals_for_templates():
         return {
             "today": g.get("today") or date.today(),
-            "ui_lang": current_user.lang if current_user.is_authenticated else "en",
+            "ui_lang": current_user.lang if current_user and current_user.is_authenticated else "en",
             "KINDS": KINDS,
             "MARKINGS": MARKINGS,
             "CASE_STATUSES": CASE_STATUSES,
