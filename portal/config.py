@@ -8,9 +8,10 @@ from pathlib import Path
 from flask import Flask
 
 DEFAULTS = {
-    # 200 KB bodies plus form overhead; larger requests are refused before parsing.
-    "MAX_CONTENT_LENGTH": 512 * 1024,
-    "MAX_BODY_CHARS": 200_000,
+    # A body may hold 200 KB of UTF-8; form-encoded, Japanese text triples in size
+    # (%E8%A6%8F per character), so whole requests may be larger before they are refused.
+    "MAX_BODY_BYTES": 200 * 1024,
+    "MAX_CONTENT_LENGTH": 1024 * 1024,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "REMEMBER_COOKIE_HTTPONLY": True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 
 # Invitation links carry a bearer token in their path; access logs must not keep it.
 SECRET_PATHS = re.compile(r"(/invitations/)[^\s?\"]+")
@@ -45,7 +45,7 @@ def init_app(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if response.mimetype == "text/html":
-            # Pages hold non-public text: no shared or back-button caches.
+        if request.endpoint != "static":
+            # Pages and feeds hold non-public text: no shared or back-button caches.
             response.headers.setdefault("Cache-Control", "no-store")
         return response

@@ -179,6 +179,8 @@ def upgrade() -> None:
     with op.batch_alter_table('notes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_notes_author_id'), ['author_id'], unique=False)
         batch_op.create_index('ix_notes_channel_activity', ['channel_id', 'last_activity_at'], unique=False)
+        batch_op.create_index('ix_notes_activity', ['last_activity_at', 'id'], unique=False)
+        batch_op.create_index('ix_notes_channel_deleted', ['channel_id', 'deleted_at'], unique=False)
         batch_op.create_index('ix_notes_kind_state', ['kind', 'question_state', 'answer_by'], unique=False)
 
     op.create_table('case_milestones',
@@ -300,6 +302,8 @@ def downgrade() -> None:
     with op.batch_alter_table('notes', schema=None) as batch_op:
         batch_op.drop_index('ix_notes_kind_state')
         batch_op.drop_index('ix_notes_channel_activity')
+        batch_op.drop_index('ix_notes_activity')
+        batch_op.drop_index('ix_notes_channel_deleted')
         batch_op.drop_index(batch_op.f('ix_notes_author_id'))
 
     op.drop_table('notes')

@@ -38,6 +38,10 @@ class Note(Base):
     __table_args__ = (
         UniqueConstraint("channel_id", "external_id"),
         Index("ix_notes_channel_activity", "channel_id", "last_activity_at"),
+        # The dashboard's "recent activity" across channels, without sorting the whole table.
+        Index("ix_notes_activity", "last_activity_at", "id"),
+        # Live-note counts per channel from the index alone.
+        Index("ix_notes_channel_deleted", "channel_id", "deleted_at"),
         Index("ix_notes_kind_state", "kind", "question_state", "answer_by"),
     )
 

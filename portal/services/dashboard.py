@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from portal import auth
 from portal.models import CaseMilestone, Channel, Note, User
@@ -39,6 +39,7 @@ def for_user(session: Session, user: User, today: date) -> Dashboard:
             CaseMilestone.due_on <= today + timedelta(days=30),
         )
         .order_by(CaseMilestone.due_on)
+        .options(contains_eager(CaseMilestone.note))
         .limit(20)
     )
     recent = session.scalars(

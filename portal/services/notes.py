@@ -113,7 +113,7 @@ def validate(session: Session, kind: str, data: dict) -> NoteData:
         errors["title"] = f"Keep the title under {TITLE_MAX} characters."
     if not body:
         errors["body"] = "Write the note's text."
-    elif len(body) > current_app.config["MAX_BODY_CHARS"]:
+    elif len(body.encode()) > current_app.config["MAX_BODY_BYTES"]:
         errors["body"] = "The text is over the 200 KB limit; split it into several notes."
     lang = str(data.get("lang") or "en")
     if lang not in LANGS:

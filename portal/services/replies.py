@@ -22,7 +22,7 @@ def _clean_body(body: str) -> str:
     body = (body or "").replace("\r\n", "\n").strip()
     if not body:
         raise ValidationError({"body": "Write the reply's text."})
-    if len(body) > current_app.config["MAX_BODY_CHARS"]:
+    if len(body.encode()) > current_app.config["MAX_BODY_BYTES"]:
         raise ValidationError({"body": "The text is over the 200 KB limit."})
     return body
 

@@ -63,7 +63,7 @@ def feed(slug: str):
     db = get_session()
     channel = auth.channel_for(db, current_user, slug)
     rows, _ = notes.channel_notes(db, channel, per_page=50)
-    body = render_template("channels/feed.atom", channel=channel, notes=rows)
+    body = render_template("channels/feed.xml", channel=channel, notes=rows)
     return body, 200, {"Content-Type": "application/atom+xml; charset=utf-8"}
 
 

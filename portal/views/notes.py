@@ -19,6 +19,26 @@ def _note(note_id: int, **kwargs):
     return auth.note_for(get_session(), current_user, note_id, **kwargs)
 
 
+_PLACEHOLDER_ID = 987654321987654321
+
+
+def reply_links(note) -> dict[str, str]:
+    """URLs for a thread's replies as str.format patterns: url_for once per page, not per reply."""
+
+    def pattern(endpoint: str, **values) -> str:
+        return url_for(endpoint, **values).replace(str(_PLACEHOLDER_ID), "{}")
+
+    return {
+        "note": url_for("notes.show", note_id=note.id),
+        "accept": url_for("notes.accept", note_id=note.id),
+        "subthread": pattern("notes.subthread", note_id=note.id, reply_id=_PLACEHOLDER_ID),
+        "edit": pattern("notes.edit_reply", reply_id=_PLACEHOLDER_ID),
+        "delete": pattern("notes.delete_reply", reply_id=_PLACEHOLDER_ID),
+        "history": pattern("notes.reply_history", reply_id=_PLACEHOLDER_ID),
+        "restore": pattern("notes.restore_reply", reply_id=_PLACEHOLDER_ID),
+    }
+
+
 def _note_page(note, *, reply_errors=None, reply_values=None, status=200):
     db = get_session()
     accepted = db.get(Reply, note.accepted_reply_id) if note.accepted_reply_id else None
@@ -26,6 +46,7 @@ def _note_page(note, *, reply_errors=None, reply_values=None, status=200):
         "notes/show.html",
         note=note,
         thread=replies.thread(db, note),
+        links=reply_links(note),
         accepted=accepted,
         may_moderate=auth.moderates(db, current_user, note.channel),
         reply_errors=reply_errors or {},
@@ -48,6 +69,7 @@ def subthread(note_id: int, reply_id: int):
         raise NotFound("reply")
     return render_template(
         "notes/subthread.html", note=note, root=root, thread=replies.thread(db, note, root=root),
+        links=reply_links(note),
         may_moderate=auth.moderates(db, current_user, note.channel),
     )
 
