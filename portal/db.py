@@ -29,7 +29,8 @@ def utcnow() -> datetime:
 
 def make_engine(url: str) -> Engine:
     """An engine with SQLite set up for concurrent web workers (WAL, foreign keys, busy timeout)."""
-    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+    # hide_parameters: note text must not reach logs even if SQL logging is switched on.
+    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"), hide_parameters=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine

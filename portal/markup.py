@@ -14,7 +14,11 @@ URL_SCHEMES = {"http", "https", "mailto"}
 
 
 def _parser() -> markdown.Markdown:
-    md = markdown.Markdown(extensions=["tables", "fenced_code", "sane_lists"])
+    # Alignment as the align attribute: the sanitiser removes style attributes.
+    md = markdown.Markdown(
+        extensions=["tables", "fenced_code", "sane_lists"],
+        extension_configs={"tables": {"use_align_attribute": True}},
+    )
     # Raw HTML is not markup here: without these processors it is escaped and shown as text.
     md.preprocessors.deregister("html_block")
     md.inlinePatterns.deregister("html")
