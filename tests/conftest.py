@@ -66,10 +66,10 @@ def sqlite_template(tmp_path_factory):
     return path
 
 
-@pytest.fixture
-def app(tmp_path, sqlite_template):
+def prepared_app(tmp_path, sqlite_template, **overrides):
+    """An app with the schema and content/ in place: a copy of the template, or a fresh PostgreSQL schema."""
     if os.environ.get("PORTAL_TEST_DATABASE_URL"):
-        app = make_app(tmp_path)
+        app = make_app(tmp_path, **overrides)
         with app.app_context():
             Base.metadata.drop_all(engine())
             Base.metadata.create_all(engine())
@@ -77,7 +77,13 @@ def app(tmp_path, sqlite_template):
             get_session().commit()
     else:
         shutil.copyfile(sqlite_template, tmp_path / "test.sqlite3")
-        app = make_app(tmp_path)
+        app = make_app(tmp_path, **overrides)
+    return app
+
+
+@pytest.fixture
+def app(tmp_path, sqlite_template):
+    app = prepared_app(tmp_path, sqlite_template)
     yield app
     with app.app_context():
         engine().dispose()

@@ -33,7 +33,7 @@ def test_post_update_with_topics_and_citations(client, world):
     assert "<strong>guidelines</strong>" in page
     assert "DSA Art. 28" in page and "DMA Art. 6(7)" in page
     assert "PUBLIC" in page
-    assert f"/regulations/dma#art-6" in page
+    assert "/regulations/dma#art-6" in page
 
 
 def test_post_case_with_status_and_milestones(client, world, db):

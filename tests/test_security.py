@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import html as htmllib
 import logging
-import os
 import re
-import shutil
 import xml.etree.ElementTree as ET
 from datetime import date, timedelta
 from urllib.parse import quote
@@ -22,7 +20,7 @@ from sqlalchemy import func, select
 from portal.db import Base, engine, get_session
 from portal.models import Reply
 from portal.services import accounts, content
-from tests.conftest import PASSWORD, login, make_app
+from tests.conftest import PASSWORD, login, prepared_app
 from tests.test_markup import (
     XSS_CASES,
     XSS_PAYLOADS,
@@ -36,21 +34,6 @@ CSRF_MESSAGE = "The form had expired or was not sent from this site."
 
 
 # -- Helpers -----------------------------------------------------------------------------------
-
-def prepared_app(tmp_path, sqlite_template, **overrides):
-    """Like conftest's `app` fixture, with config overrides (CSRF on, an https BASE_URL)."""
-    if os.environ.get("PORTAL_TEST_DATABASE_URL"):
-        app = make_app(tmp_path, **overrides)
-        with app.app_context():
-            Base.metadata.drop_all(engine())
-            Base.metadata.create_all(engine())
-            content.load_content(get_session())
-            get_session().commit()
-    else:
-        shutil.copyfile(sqlite_template, tmp_path / "test.sqlite3")
-        app = make_app(tmp_path, **overrides)
-    return app
-
 
 def dispose(app):
     with app.app_context():

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.db import Base, utcnow
+
+if TYPE_CHECKING:
+    from portal.models.accounts import User
 
 VISIBILITIES = ("joint", "eu", "jp", "private")
 
@@ -45,4 +49,4 @@ class ChannelMembership(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     channel: Mapped[Channel] = relationship(back_populates="memberships")
-    user: Mapped["User"] = relationship(lazy="joined")  # noqa: F821
+    user: Mapped[User] = relationship(lazy="joined")

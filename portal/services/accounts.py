@@ -180,9 +180,9 @@ def invitation_for(session: Session, token: str) -> Invitation:
     try:
         payload = _serializer().loads(token, max_age=max_age)
     except SignatureExpired:
-        raise ValidationError("This invitation has expired. Ask an administrator for a new one.")
+        raise ValidationError("This invitation has expired. Ask an administrator for a new one.") from None
     except BadSignature:
-        raise ValidationError("This invitation link is not valid. Check that it was copied whole.")
+        raise ValidationError("This invitation link is not valid. Check that it was copied whole.") from None
     invitation = session.get(Invitation, payload.get("i")) if isinstance(payload, dict) else None
     if invitation is None or not secrets.compare_digest(
         invitation.nonce_hash, _nonce_hash(str(payload.get("n", "")))

@@ -62,7 +62,7 @@ def _import_line(session: Session, line: str, channel: Channel, author: User) ->
     try:
         record = json.loads(line)
     except json.JSONDecodeError as error:
-        raise ValidationError(f"not valid JSON ({error.msg} at column {error.colno})")
+        raise ValidationError(f"not valid JSON ({error.msg} at column {error.colno})") from None
     if not isinstance(record, dict):
         raise ValidationError("expected a JSON object")
     missing = [key for key in REQUIRED if key not in record]

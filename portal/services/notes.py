@@ -73,7 +73,7 @@ def _parse_date(value, field_name: str) -> date | None:
     try:
         return date.fromisoformat(str(value).strip())
     except ValueError:
-        raise ValidationError({field_name: f"{value!r} is not a date; use YYYY-MM-DD."})
+        raise ValidationError({field_name: f"{value!r} is not a date; use YYYY-MM-DD."}) from None
 
 
 def _parse_milestones(value) -> list[tuple[date, str]]:
