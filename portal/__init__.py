@@ -15,7 +15,7 @@ def create_app(config: dict | None = None) -> Flask:
         instance_relative_config=True,
         template_folder="../templates",
     )
-    from portal import cli, config as settings, db, errors, security, views
+    from portal import cli, config as settings, db, errors, search, security, views
     from portal.extensions import csrf, login_manager
 
     settings.load(app, config)
@@ -25,6 +25,7 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Sign in to see that page."
     security.init_app(app)
+    search.init_app(app)
     errors.register(app)
     views.register(app)
     cli.register(app)

@@ -13,15 +13,17 @@ from flask.cli import AppGroup, with_appcontext
 from portal import db
 from portal.errors import DomainError
 from portal.services import accounts, channels, content, demo, importer
+from portal.services import search as search_service
 
 orgs_cli = AppGroup("orgs", help="Organisations.")
 users_cli = AppGroup("users", help="Accounts and invitations.")
 channels_cli = AppGroup("channels", help="Channels and membership.")
 notes_cli = AppGroup("notes", help="Notes.")
+search_cli = AppGroup("search", help="The full-text index.")
 
 
 def register(app: Flask) -> None:
-    for command in (init, demo_command, orgs_cli, users_cli, channels_cli, notes_cli):
+    for command in (init, demo_command, orgs_cli, users_cli, channels_cli, notes_cli, search_cli):
         app.cli.add_command(command)
 
 
@@ -190,3 +192,70 @@ def notes_import(file: Path, channel_slug: str, author_email: str, as_json: bool
         click.echo(json.dumps(rows, ensure_ascii=False))
     if result.errors:
         sys.exit(1)
+
+
+@search_cli.command("sync")
+def search_sync() -> None:
+    """Apply pending outbox entries to this host's index."""
+    applied = search_service.sync(current_app._get_current_object())
+    click.echo(f"Applied {applied} pending changes; the index is up to date.")
+
+
+@search_cli.command("rebuild")
+def search_rebuild() -> None:
+    """Rebuild this host's index from the database."""
+    session = db.get_session()
+    index = search_service.index_for(current_app)
+    total = search_service.count_documents(session)
+    with click.progressbar(length=total, label="Indexing", file=sys.stderr) as bar:
+        count = search_service.rebuild(session, index, progress=bar.update)
+    click.echo(f"Indexed {count} documents.")
+
+
+@search_cli.command("verify")
+@click.option("--fix", is_flag=True, help="Repair what differs.")
+def search_verify(fix: bool) -> None:
+    """Report (and with --fix repair) drift between the database and the index."""
+    search_service.sync(current_app._get_current_object())
+    drift = search_service.verify(db.get_session(), search_service.index_for(current_app), fix=fix)
+    for label, keys in (("missing", drift.missing), ("extra", drift.extra), ("stale", drift.stale)):
+        if keys:
+            shown = ", ".join(keys[:20]) + (" …" if len(keys) > 20 else "")
+            click.echo(f"{len(keys)} {label}: {shown}")
+    if drift.ok:
+        click.echo("The index matches the database.")
+    elif fix:
+        click.echo("Repaired.")
+    else:
+        click.echo("Run with --fix to repair.")
+        sys.exit(1)
+
+
+@search_cli.command("query")
+@click.argument("text")
+@click.option("--as", "email", required=True, help="Search as this user, seeing only what they may see.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 500))
+def search_query(text: str, email: str, as_json: bool, limit: int) -> None:
+    """Print what this user would find, best first."""
+    session = db.get_session()
+    try:
+        user = accounts.user_by_email(session, email)
+    except DomainError as error:
+        _fail(error)
+    with current_app.test_request_context(base_url=current_app.config["BASE_URL"]):
+        page = search_service.search(session, user, text, today=date.today(), per_page=limit, facets=False,
+                                     lang=user.lang)
+        base = current_app.config["BASE_URL"].rstrip("/")
+        rows = [{"id": item.id, "external_id": item.external_id, "kind": item.kind, "title": item.title,
+                 "score": round(item.score, 4), "snippet": item.snippet, "url": base + item.url}
+                for item in page.items]
+    for notice in page.notices:
+        click.echo(notice, err=True)
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    click.echo(f"{page.total} results")
+    for row in rows:
+        click.echo(f"{row['id']}\t{row['external_id'] or '-'}\t{row['kind']}\t{row['score']}\t{row['title']}\t{row['url']}")
+        click.echo(f"\t{row['snippet']}")

@@ -43,6 +43,7 @@ def make_app(tmp_path, **overrides):
         "SECRET_KEY": "test-secret-key",
         "WTF_CSRF_ENABLED": False,
         "BASE_URL": "http://portal.test",
+        "SEARCH_DIR": str(tmp_path / "search"),
         # The real algorithm at its lowest cost: the suite signs in thousands of times.
         "ARGON2_TIME_COST": 1,
         "ARGON2_MEMORY_KIB": 1024,
@@ -54,14 +55,14 @@ def make_app(tmp_path, **overrides):
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory):
-    """A SQLite file with the schema and content/ loaded, copied for each test."""
+    """A SQLite file with the schema and content/ loaded, and its search index, copied for each test."""
     path = tmp_path_factory.mktemp("template") / "template.sqlite3"
     app = create_app({"INSTANCE_PATH": str(path.parent / "instance"), "DATABASE_URL": f"sqlite:///{path}",
-                      "SECRET_KEY": "template"})
+                      "SECRET_KEY": "template", "SEARCH_DIR": str(path.parent / "search")})
     with app.app_context():
         Base.metadata.create_all(engine())
         content.load_content(get_session())
-        get_session().commit()
+        get_session().commit()  # indexes the regulation index through the outbox
         engine().dispose()
     return path
 
@@ -77,6 +78,7 @@ def prepared_app(tmp_path, sqlite_template, **overrides):
             get_session().commit()
     else:
         shutil.copyfile(sqlite_template, tmp_path / "test.sqlite3")
+        shutil.copytree(sqlite_template.parent / "search", tmp_path / "search")
         app = make_app(tmp_path, **overrides)
     return app
 

@@ -511,6 +511,9 @@ ROUTES: dict[str, Route] = {
     # Reading.
     "main.dashboard": get(nothing, page),
     "main.regulations": get(nothing, page),
+    # Which results each reader gets is tested per visibility in test_search.py.
+    "search.index": get(nothing, page),
+    "search.help_page": get(nothing, page),
     "main.act": get(acts, signed_in(lambda a, found, m: 200 if found else 404)),
     "channels.index": get(nothing, page),
     "channels.show": get(channels_of, signed_in(lambda a, c, m: 404 if hidden_channel(a, c) else 200)),

@@ -12,6 +12,7 @@ from portal.models.notes import (
     ReplyRevision,
     note_topics,
 )
+from portal.models.search import SearchOutbox
 
 __all__ = [
     "Act",
@@ -27,6 +28,7 @@ __all__ = [
     "Organisation",
     "Reply",
     "ReplyRevision",
+    "SearchOutbox",
     "SignInFailure",
     "Topic",
     "User",
