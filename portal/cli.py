@@ -218,7 +218,8 @@ def search_verify(fix: bool) -> None:
     """Report (and with --fix repair) drift between the database and the index."""
     search_service.sync(current_app._get_current_object())
     drift = search_service.verify(db.get_session(), search_service.index_for(current_app), fix=fix)
-    for label, keys in (("missing", drift.missing), ("extra", drift.extra), ("stale", drift.stale)):
+    for label, keys in (("missing", drift.missing), ("extra", drift.extra), ("stale", drift.stale),
+                        ("duplicated", drift.duplicate)):
         if keys:
             shown = ", ".join(keys[:20]) + (" …" if len(keys) > 20 else "")
             click.echo(f"{len(keys)} {label}: {shown}")

@@ -76,6 +76,14 @@ def test_query_language(client, db, world):
     assert "Action plan on notices" in without and "Notice and action under the DSA" not in without
 
 
+def test_hyphenated_words_are_not_exclusions(client, db, world):
+    _post(db, world, world.joint, "Anti-steering provisions", "Rules against anti-steering clauses in app stores.")
+    login(client, world.eu_member)
+    assert "Anti-steering provisions" in _search(client, "anti-steering")
+    assert "Anti-steering provisions" in _search(client, "app anti-steering")
+    assert "Anti-steering provisions" not in _search(client, "app -steering")
+
+
 def test_field_filters(client, db, world):
     due = (date.today() - timedelta(days=2)).isoformat()
     _post(db, world, world.joint, "Overdue question on app stores", "Alternative app stores?",
@@ -266,6 +274,29 @@ def test_cli_query_as_user_json(runner, db, world):
     assert len(json.loads(member.stdout)) == 1
     plain = runner.invoke(args=["search", "query", "kiwi", "--as", world.jp_member.email])
     assert "2 results" in plain.stdout
+
+
+def test_a_new_note_and_its_replies_in_one_batch_are_indexed_once(app, db, world):
+    """As after the migration that enqueues existing data: the note and its replies are both pending."""
+    index = search_service.index_for(app)
+    note = world.notes["joint"]
+    index.remove_note(note.id)
+    index.set_position({"applied": 0, "gaps": {}})  # replay the whole outbox in one batch
+    search_service.sync(app)
+    stamps, duplicates = index.keys()
+    assert f"reply:{world.replies['joint'].id}" in stamps and not duplicates
+    assert search_service.verify(db, index).ok
+
+
+def test_verify_finds_and_fixes_duplicates(app, runner, db, world):
+    index = search_service.index_for(app)
+    reply = world.replies["joint"]
+    with index.writer() as writer:
+        writer.add_document(**search_service.reply_document(reply, reply.note))
+    result = runner.invoke(args=["search", "verify"])
+    assert result.exit_code == 1 and f"1 duplicated: reply:{reply.id}" in result.stdout
+    runner.invoke(args=["search", "verify", "--fix"])
+    assert not index.keys()[1]
 
 
 def test_cli_rebuild_and_verify(app, runner, db, world):

@@ -24,6 +24,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('search_outbox', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_search_outbox_created_at'), ['created_at'], unique=False)
+    # What existed before search goes through the outbox too, so every host indexes it on its
+    # next sync without a manual rebuild.
+    for entity, table in (("article", "articles"), ("note", "notes"), ("reply", "replies")):
+        op.execute(
+            f"INSERT INTO search_outbox (entity, entity_id, created_at) "
+            f"SELECT '{entity}', id, CURRENT_TIMESTAMP FROM {table} ORDER BY id"
+        )
 
 
 def downgrade() -> None:

@@ -179,10 +179,15 @@ class SearchIndex:
                 self._searcher = self._searcher.refresh()
             return self._searcher
 
-    def keys(self) -> dict[str, object]:
-        """Every document key with its stamp, for verify."""
-        searcher = self.searcher()
-        return {fields["key"]: fields.get("stamp") for fields in searcher.all_stored_fields()}
+    def keys(self) -> tuple[dict[str, object], set[str]]:
+        """Every document key with its stamp, and the keys held more than once, for verify."""
+        stamps: dict[str, object] = {}
+        duplicates: set[str] = set()
+        for fields in self.searcher().all_stored_fields():
+            if fields["key"] in stamps:
+                duplicates.add(fields["key"])
+            stamps[fields["key"]] = fields.get("stamp")
+        return stamps, duplicates
 
     def doc_count(self) -> int:
         return self.searcher().doc_count()

@@ -70,7 +70,8 @@ def text_query(schema, text: str) -> Query | None:
     # over the whole lexicon. -word and +word work; AND/OR/NOT work as operators.
     for plugin in (qparser.WildcardPlugin, qparser.RangePlugin, qparser.FieldsPlugin, qparser.BoostPlugin):
         parser.remove_plugin_class(plugin)
-    parser.add_plugin(qparser.PlusMinusPlugin())
+    # Only a sign at the start of a word: "anti-steering" is one term, not "anti -steering".
+    parser.add_plugin(qparser.PlusMinusPlugin(plusexpr=r"(?<![^\s(])\+", minusexpr=r"(?<![^\s(])-"))
     try:
         query = parser.parse(text)
     except Exception:  # the parser is tolerant, but a query must answer whatever was typed

@@ -200,7 +200,8 @@ def _apply(session: Session, index: SearchIndex, writer, rows) -> None:
     note_ids = {row.entity_id for row in rows if row.entity == "note"}
     reply_ids = {row.entity_id for row in rows if row.entity == "reply"}
     article_ids = {row.entity_id for row in rows if row.entity == "article"}
-    searcher = index.searcher()
+    searcher = index.searcher()  # the committed index: it cannot see what this writer adds
+    written: set[str] = set()
     for note in _load_notes(session, note_ids):
         if note.is_deleted:
             index.remove_note(note.id, writer)
@@ -210,6 +211,7 @@ def _apply(session: Session, index: SearchIndex, writer, rows) -> None:
             writer.add_document(**note_document(note))
             for reply in _live_replies(session, note):
                 writer.update_document(**reply_document(reply, note))
+                written.add(f"reply:{reply.id}")
         else:
             writer.update_document(**note_document(note))
     for gone in note_ids - {note.id for note in _load_notes(session, note_ids)}:
@@ -218,6 +220,8 @@ def _apply(session: Session, index: SearchIndex, writer, rows) -> None:
     for reply_id in reply_ids:
         reply = replies.get(reply_id)
         key = f"reply:{reply_id}"
+        if key in written:
+            continue
         if reply is None or reply.is_deleted or reply.note.is_deleted:
             writer.delete_by_term("key", key)
         elif searcher.document_number(key=key) is None:
@@ -303,27 +307,30 @@ class Drift:
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
+    duplicate: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.extra or self.stale)
+        return not (self.missing or self.extra or self.stale or self.duplicate)
 
 
 def verify(session: Session, index: SearchIndex, *, fix: bool = False) -> Drift:
     """Compare the index with the database; with fix, repair what differs."""
     expected = {document["key"]: document for document in expected_documents(session)}
-    actual = index.keys()
+    actual, duplicates = index.keys()
     drift = Drift(
         missing=sorted(set(expected) - set(actual)),
         extra=sorted(set(actual) - set(expected)),
         stale=sorted(k for k in set(expected) & set(actual) if str(expected[k]["stamp"]) != str(actual[k])),
+        duplicate=sorted(duplicates & set(expected)),
     )
     if fix and not drift.ok:
         with index.writer() as writer:
-            for key in drift.extra:
+            # update_document replaces only one copy of a key; a duplicated key needs every copy gone.
+            for key in drift.extra + drift.stale + drift.duplicate:
                 writer.delete_by_term("key", key)
-            for key in drift.missing + drift.stale:
-                writer.update_document(**expected[key])
+            for key in drift.missing + drift.stale + drift.duplicate:
+                writer.add_document(**expected[key])
     return drift
 
 
