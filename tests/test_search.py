@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.models import Note, SearchOutbox
+from portal.search.query import rewrite_japanese, split_run
 from portal.services import channels, notes, replies
 from portal.services import search as search_service
 from tests.conftest import login
@@ -74,6 +75,17 @@ def test_query_language(client, db, world):
     assert "Action plan on notices" not in either
     without = _search(client, "notice -mechanisms")
     assert "Action plan on notices" in without and "Notice and action under the DSA" not in without
+
+
+def test_all_words_must_match_unless_nothing_has_them_all(client, db, world):
+    _post(db, world, world.joint, "Both words here", "gecko and iguana")
+    _post(db, world, world.joint, "Only one word", "gecko alone")
+    login(client, world.eu_member)
+    page = _search(client, "gecko iguana")
+    assert "Both words here" in page and "Only one word" not in page and "contain some of them" not in page
+    fallback = _search(client, "gecko chameleon")
+    assert "Nothing contains all of these words" in fallback
+    assert "Both words here" in fallback and "Only one word" in fallback
 
 
 def test_hyphenated_words_are_not_exclusions(client, db, world):
@@ -151,6 +163,70 @@ def test_snippets_are_highlighted_and_sanitised(client, db, world):
     page = _search(client, "keyword")
     assert "<mark>keyword</mark>" in page
     assert "<script>alert(1)" not in page
+
+
+def test_in_the_fallback_documents_with_more_of_the_words_come_first(client, db, world):
+    _post(db, world, world.joint, "Three of the words", "Gradual withdrawal of cloud switching charges.")
+    _post(db, world, world.joint, "Two of the words", "Charges for switching between providers.")
+    _post(db, world, world.joint, "None of the words", "Interoperability of messaging.")
+    login(client, world.eu_member)
+    page = _search(client, "cloud switching charges mainframe")  # nothing has all four
+    assert "Nothing contains all of these words" in page
+    assert page.index("Three of the words") < page.index("Two of the words")
+    assert "None of the words" not in page
+    # An excluded word still excludes.
+    without = _search(client, "switching charges -cloud")
+    assert "Two of the words" in without and "Three of the words" not in without
+
+
+@pytest.mark.parametrize(("run", "pieces"), [
+    ("個人情報の定義", ["個人情報", "定義"]),
+    ("真正な成立の推定", ["真正", "成立", "推定"]),
+    ("外国にある第三者への提供", ["外国", "第三者", "提供"]),
+    ("個人データの漏えい等の報告", ["個人データ", "漏えい等", "報告"]),
+    ("取得する", ["取得"]),
+    ("この法律", ["法律"]),
+    ("取り扱う", ["取り扱"]),  # a one-character piece (取) would only match at the edges of runs
+    ("法の適用", ["法の適用"]),
+    ("できる", ["できる"]),
+    ("違法コンテンツ", ["違法コンテンツ"]),
+])
+def test_a_japanese_run_is_cut_at_its_hiragana(run, pieces):
+    assert split_run(run) == pieces
+
+
+def test_japanese_query_text_rewriting():
+    names = {"個人情報保護法": ("個人情報の保護に関する法律", "個人情報保護法"),
+             "個人情報の保護に関する法律": ("個人情報の保護に関する法律", "個人情報保護法")}
+    assert rewrite_japanese("個人情報の定義") == "(個人情報 定義)"
+    assert rewrite_japanese("保有個人データの開示請求 OR 匿名加工情報") == "(保有個人データ 開示請求) OR 匿名加工情報"
+    assert rewrite_japanese("電気通信事業法第4条") == "(電気通信事業法 第4条)"
+    assert rewrite_japanese("同法第6条第7項") == "(同法 第6条第7項)"  # one reference stays whole
+    assert rewrite_japanese("個人情報保護法第23条", names) == '(("個人情報の保護に関する法律" OR "個人情報保護法") 第23条)'
+    # Quoted text, + and - words, and English are left as typed.
+    for text in ('"個人情報の定義"', "-個人情報の定義", "+個人情報の定義", "notice and action", "違法コンテンツ 削除"):
+        assert rewrite_japanese(text, names) == text
+
+
+def test_a_japanese_question_finds_its_words_apart(client, db, world):
+    _post(db, world, world.joint, "個人情報の保護に関する法律 第二条（定義）",
+          "この法律において「個人情報」とは、生存する個人に関する情報であって、", lang="ja")
+    _post(db, world, world.joint, "Scattered characters", "個人の情報を定める義務。", lang="ja")
+    login(client, world.jp_member)
+    page = _search(client, "個人情報の定義")
+    assert "個人情報の保護に関する法律 第二条（定義）" in page
+    assert "Scattered characters" not in page
+
+
+def test_a_short_law_name_and_an_article_number_find_the_statute(client, db, world):
+    _post(db, world, world.joint, "個人情報の保護に関する法律 第二十七条（第三者提供の制限）",
+          "個人情報取扱事業者は、あらかじめ本人の同意を得ないで、個人データを第三者に提供してはならない。", lang="ja")
+    _post(db, world, world.joint, "電気通信事業法 第3条〜第5条",
+          "第4条（秘密の保護） 電気通信事業者の取扱中に係る通信の秘密は、侵してはならない。", lang="ja")
+    login(client, world.jp_member)
+    for query in ("個人情報保護法第27条", "個人情報保護法 第２７条", "個人情報の保護に関する法律第二十七条"):
+        assert "（第三者提供の制限）" in _search(client, query), query
+    assert "電気通信事業法 第3条〜第5条" in _search(client, "電気通信事業法第4条")
 
 
 VISIBILITY = {
@@ -286,6 +362,29 @@ def test_a_new_note_and_its_replies_in_one_batch_are_indexed_once(app, db, world
     stamps, duplicates = index.keys()
     assert f"reply:{world.replies['joint'].id}" in stamps and not duplicates
     assert search_service.verify(db, index).ok
+
+
+def test_an_import_updates_the_index_once_at_the_end(app, runner, client, db, world, tmp_path, monkeypatch):
+    """One savepoint per line is not one index commit per line (that made big imports take minutes);
+    a bad line's savepoint rollback does not forget the lines before it."""
+    syncs = []
+    real_sync = search_service.sync
+    monkeypatch.setattr(search_service, "sync", lambda *args, **kwargs: syncs.append(1) or real_sync(*args, **kwargs))
+    path = tmp_path / "notes.jsonl"
+    path.write_text("\n".join([
+        json.dumps({"id": "k-1", "title": "First kestrel note", "body": "kestrel", "lang": "en"}),
+        "not json",
+        json.dumps({"id": "k-2", "title": "Second kestrel note", "body": "kestrel", "lang": "en"}),
+    ]) + "\n", encoding="utf-8")
+    result = runner.invoke(args=["notes", "import", str(path), "--channel", world.joint.slug,
+                                 "--author", world.eu_member.email])
+    assert "Imported 2 new and 0 updated notes; 1 lines skipped." in result.stdout
+    assert syncs == [1]
+    db.rollback()
+    assert not search_service.has_pending(db, search_service.index_for(app))
+    login(client, world.eu_member)
+    page = _search(client, "kestrel")
+    assert "First kestrel note" in page and "Second kestrel note" in page
 
 
 def test_verify_finds_and_fixes_duplicates(app, runner, db, world):

@@ -16,6 +16,7 @@ from portal.search.analysis import (
     bilingual_analyzer,
     cjk_runs,
     exact_analyzer,
+    kanji_number,
     normalise,
 )
 
@@ -303,3 +304,40 @@ def test_the_schema_pickles_and_the_index_reopens():
     reopened = storage.open_index()
     assert found(reopened, "違法コンテンツ") == {"1"}
     assert found(reopened, "notice") == set()
+
+
+# Kanji numerals in numbers
+
+@pytest.mark.parametrize(("numeral", "value"), [
+    ("一", 1), ("十", 10), ("二十七", 27), ("百", 100), ("百八十五", 185), ("千二百三十四", 1234),
+    ("二〇一三", 2013), ("一万二千", 12000), ("三千万", 30_000_000),
+])
+def test_kanji_numbers(numeral, value):
+    assert kanji_number(numeral) == value
+
+
+def test_kanji_numerals_in_numbers_index_and_query_as_digits():
+    assert tokens(bilingual_analyzer(), "第二十七条　（第三者提供の制限）", mode="query")[:4] == [
+        ("第", 0, "第"), ("27", 1, "二十七"), ("条", 2, "条"), ("第", 3, "第")]
+    assert [t for t, _, _ in tokens(bilingual_analyzer(), "第二十九条の四", mode="query")] == ["第", "29", "条の", "4"]
+    assert [t for t, _, _ in tokens(bilingual_analyzer(), "六十日以内", mode="query")] == ["60", "日以", "以内"]
+    assert [t for t, _, _ in tokens(bilingual_analyzer(), "平成十五年法律第五十七号", mode="query")] == [
+        "平成", "15", "年法", "法律", "律第", "57", "号"]
+    # Not numbers: the characters stay in their words.
+    assert [t for t, _, _ in tokens(bilingual_analyzer(), "一般に統一し十分な", mode="query")] == [
+        "一般", "般に", "に統", "統一", "一し", "し十", "十分", "分な"]
+
+
+def test_a_statute_heading_in_kanji_numerals_is_found_by_digits():
+    ix = RamStorage().create_index(make_schema())
+    with ix.writer() as writer:
+        writer.add_document(id="heading", body="個人情報の保護に関する法律 第二十七条　（提供の制限）")
+        writer.add_document(id="branch", body="第二十九条の四　特定個人情報の漏えい等に関する報告等")
+        writer.add_document(id="days", body="受領した日から起算して、六十日の期間内において")
+        writer.add_document(id="other", body="第二十条及び第七条の規定")
+    assert found(ix, "第27条") == found(ix, "第２７条") == found(ix, "第二十七条") == {"heading"}
+    assert found(ix, "27条") == {"heading"}
+    assert found(ix, "第29条の4") == {"branch"}
+    assert found(ix, "60日") == {"days"}
+    assert found(ix, "第7条") == {"other"}  # not 第27条
+    assert marked(ix, "第27条")["heading"] == "個人情報の保護に関する法律 [[第二十七条]]　（提供の制限）"

@@ -18,6 +18,11 @@ notice and action の仕組み"):
   ``TEXT(analyzer=bilingual_analyzer(), phrase=True, multitoken_query="phrase")``:
   with Whoosh's default (multitoken_query="default" -> AND) 違法コンテンツ would also
   match a note that has 違法, 法コンプライアンス and コンテンツ in different places.
+* Kanji numerals that are part of a number are written in Arabic digits, in the text and
+  in queries alike: 第二十七条 indexes as 第27条, so a query 第27条 (or 第２７条) finds the
+  statute's heading, and 六十日 as 60日. Only where the characters must be a number: after
+  第, before a counter (条 項 号 章 節 款 編 年 月 日 円 人 回 箇月 か月 ヶ月) or as the branch
+  number of an article (第二十九条の四 -> 第29条の4). 一般, 統一 or 十分 are left alone.
 * When indexing (any mode but "query"), the first and last characters of a longer
   run are also emitted as unigrams, at the positions of the first and last bigrams,
   so that a query whose run is one character next to digits or Latin letters, such
@@ -60,12 +65,15 @@ from whoosh.highlight import Highlighter
 from whoosh.lang.porter2 import stem as porter2_stem
 
 __all__ = [
+    "CJK",
     "BigramHighlighter",
     "BilingualTokenizer",
     "LatinStemFilter",
+    "arabic_numerals",
     "bilingual_analyzer",
     "cjk_runs",
     "exact_analyzer",
+    "kanji_number",
     "normalise",
 ]
 
@@ -108,6 +116,7 @@ _MARK = re.compile(f"[{_MARKS}]")
 _WORD_CHAR = f"[^\\W_{_CJK}]"
 _TOKEN = re.compile(f"([{_CJK}]+)|({_WORD_CHAR}+(?:[{_MARKS}]+{_WORD_CHAR}*)*)")
 _CJK_RUN = re.compile(f"[{_CJK}]+")
+CJK = _CJK  # the character class (without brackets), for the query language
 
 
 def _is_safe(char: str) -> bool:
@@ -186,6 +195,68 @@ def normalise(text: str) -> tuple[str, list[int] | None, list[int] | None]:
     return "".join(pieces), starts, ends
 
 
+_DIGITS = {"〇": 0, "一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_UNITS = {"十": 10, "百": 100, "千": 1000}
+_MYRIADS = {"万": 10_000, "億": 100_000_000}
+_NUMERAL_CHARS = "".join([*_DIGITS, *_UNITS, *_MYRIADS])
+# A run of kanji numerals where it can only be a number (see the module docstring). The
+# lookbehinds are fixed-width: 第 before, or 条/項/号 + の before a branch number.
+_NUMERAL = re.compile(
+    f"(?:(?<=第)|(?<=[条項号]の))[{_NUMERAL_CHARS}]+"
+    f"|[{_NUMERAL_CHARS}]+(?=[条項号章節款編年月日円人回]|箇月|か月|ヶ月)"
+)
+_HAS_NUMERAL = re.compile(f"[{_NUMERAL_CHARS}]")
+
+
+def kanji_number(numeral: str) -> int:
+    """The value of a kanji numeral: 二十七 -> 27, 百八十五 -> 185, 二〇一三 -> 2013, 三千万 -> 30000000."""
+    if not any(char in _UNITS or char in _MYRIADS for char in numeral):
+        return int("".join(str(_DIGITS[char]) for char in numeral))  # positional: 二〇一三
+    total = section = current = 0
+    for char in numeral:
+        if char in _DIGITS:
+            current = current * 10 + _DIGITS[char]
+        elif char in _UNITS:
+            section += (current or 1) * _UNITS[char]
+            current = 0
+        else:
+            total += (section + current or 1) * _MYRIADS[char]
+            section = current = 0
+    return total + section + current
+
+
+def arabic_numerals(folded: str, starts: list[int] | None, ends: list[int] | None
+                    ) -> tuple[str, list[int] | None, list[int] | None]:
+    """Normalised text (as normalise() returns it) with kanji numerals in numbers as digits.
+
+    The offsets follow: every digit of 27 points at the whole of 二十七 in the original.
+    """
+    matches = list(_NUMERAL.finditer(folded)) if _HAS_NUMERAL.search(folded) else []
+    if not matches:
+        return folded, starts, ends
+    if starts is None:
+        starts = list(range(len(folded)))
+        ends = list(range(1, len(folded) + 1))
+    pieces: list[str] = []
+    new_starts: list[int] = []
+    new_ends: list[int] = []
+    done = 0
+    for match in matches:
+        begin, end = match.span()
+        pieces.append(folded[done:begin])
+        new_starts.extend(starts[done:begin])
+        new_ends.extend(ends[done:begin])
+        digits = str(kanji_number(match.group()))
+        pieces.append(digits)
+        new_starts.extend([starts[begin]] * len(digits))
+        new_ends.extend([ends[end - 1]] * len(digits))
+        done = end
+    pieces.append(folded[done:])
+    new_starts.extend(starts[done:])
+    new_ends.extend(ends[done:])
+    return "".join(pieces), new_starts, new_ends
+
+
 def cjk_runs(text: str) -> list[str]:
     """The runs of Japanese/Chinese characters in `text`, normalised as the index has them.
 
@@ -213,7 +284,7 @@ class BilingualTokenizer(Tokenizer):
         if not tokenize:
             # The whole value as one token (the query parser asks for this for
             # wildcard, prefix and range terms): normalised, never stemmed.
-            token.text = normalise(value)[0]
+            token.text = arabic_numerals(*normalise(value))[0]
             token.stemmable = False
             if keeporiginal:
                 token.original = value
@@ -228,7 +299,7 @@ class BilingualTokenizer(Tokenizer):
         # Whoosh passes mode="query" when parsing queries, "index" when indexing and
         # when re-tokenising stored text for highlighting.
         edge_unigrams = mode != "query"
-        folded, starts, ends = normalise(value)
+        folded, starts, ends = arabic_numerals(*normalise(value))
         pos = start_pos
         for match in _TOKEN.finditer(folded):
             run = match.group(1)

@@ -1,6 +1,7 @@
 """The taxonomy and regulation index from content/, and citations of articles."""
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
@@ -61,6 +62,25 @@ def load_content(session: Session, directory: Path = CONTENT_DIR) -> LoadReport:
     return LoadReport(topics=len(topics), acts=acts, articles=articles)
 
 
+@functools.lru_cache(maxsize=4)
+def law_names(directory: Path = CONTENT_DIR) -> dict[str, tuple[str, ...]]:
+    """Every name of a Japanese law (formal title, former titles, short names) mapped to all of them.
+
+    From content/law_names.json, so that search finds 個人情報の保護に関する法律 when the query
+    says 個人情報保護法, and the other way round. Each entry is {"name": formal title, "short":
+    [short names], "former": [earlier formal titles]}.
+    """
+    path = directory / "law_names.json"
+    if not path.exists():
+        return {}
+    names: dict[str, tuple[str, ...]] = {}
+    for entry in json.loads(path.read_text(encoding="utf-8")):
+        group = tuple(dict.fromkeys([entry["name"], *entry.get("former", ()), *entry.get("short", ())]))
+        for name in group:
+            names[unicodedata.normalize("NFKC", name)] = group
+    return names
+
+
 def topics(session: Session) -> list[Topic]:
     return list(session.scalars(select(Topic).order_by(Topic.kind, Topic.slug)))
 
@@ -76,6 +96,8 @@ def act_by_slug(session: Session, slug: str) -> Act | None:
 def topics_by_slug(session: Session, slugs: list[str]) -> list[Topic]:
     """The topics named, or ValidationError naming the unknown ones."""
     wanted = {slug.strip().lower() for slug in slugs if slug.strip()}
+    if not wanted:
+        return []  # no query: most notes name no topic, and an import validates thousands
     found = list(session.scalars(select(Topic).where(Topic.slug.in_(wanted))))
     unknown = wanted - {topic.slug for topic in found}
     if unknown:
