@@ -1,9 +1,9 @@
 """Search benchmark: the portal's Whoosh search against SQLite FTS5 (trigram), in the same run.
 
-Usage (from the repository root, with the project's virtualenv). A full run takes 15-25 minutes,
-so start it in the background:
+Usage (from the repository root, with the project's virtualenv). A full run takes 20-40 minutes
+(building 100,000 notes and their Whoosh index alone takes 6-7), so start it in the background:
 
-    nohup .venv/bin/python bench/search.py > bench/out/search.log 2>&1 &
+    nohup .venv/bin/python bench/search.py --proposals --plan-b > bench/out/search.log 2>&1 &
 
     .venv/bin/python bench/search.py                     # build what is missing, then measure and report
     .venv/bin/python bench/search.py --rebuild           # build the databases and indexes afresh
@@ -32,6 +32,8 @@ What it builds. Each step runs in a fresh interpreter and is skipped when its ou
     The time to build the documents alone (SQL + note_document, no Whoosh) is measured too.
   * For each: an SQLite FTS5 table (tokenize='trigram') over the same notes' title and body (the
     same plain text the index gets), in the same database file; timed, with its size.
+  * With --plan-b (experimental): an FTS5 table (unicode61) over the portal's own analyzer output
+    (stems and CJK bigrams), to see what C-speed matching with the portal's semantics would give.
 
 What it measures, in a fresh interpreter, on working copies of the built files (every run
 starts from the same index and database):
@@ -57,9 +59,9 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import hashlib
 import contextlib
 import gc
+import hashlib
 import html
 import json
 import os
@@ -74,7 +76,6 @@ import sys
 import threading
 import time
 from collections import Counter, OrderedDict, defaultdict
-from array import array
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from importlib import metadata
@@ -572,8 +573,6 @@ def stage_index(ds: Dataset, args) -> None:
     app = make_app(ds)
     if args.index_procs > 1:
         # Not the portal's code path: a multi-process writer, for comparison only.
-        original = SearchIndex.writer
-
         @contextlib.contextmanager
         def writer(self, timeout: float = 10.0):
             w = self._ix.writer(timeout=timeout, delay=0.02, procs=args.index_procs, multisegment=True)
@@ -885,6 +884,7 @@ class FtsTokSearch(FtsSearch):
     def __init__(self, db: Path, visible: list[int]):
         super().__init__(db, visible)
         from whoosh import highlight
+
         from portal.search.analysis import BigramHighlighter
         self.analyzer = portal_analyzer()
         self.highlight = highlight
@@ -1501,8 +1501,8 @@ def allowed_docs(index, searcher, filter_query):
 def proposed_search(self, query, *, filter_query, sort="relevance", page=1, per_page=20, facets=True,
                     terms_for_snippets=None):
     """SearchIndex.search with the "search" proposal (and optionally "prune"); see bench/README.md."""
-    from whoosh import collectors
-    from whoosh import highlight
+    from whoosh import collectors, highlight
+
     from portal.search.analysis import BigramHighlighter
     from portal.search.index import Hit, Results
 
@@ -1935,7 +1935,7 @@ def change_table(samples: list[dict], variant: str) -> str:
 
 def run_stage(args_list: list[str]) -> None:
     command = [sys.executable, str(Path(__file__).resolve()), *args_list]
-    result = subprocess.run(command)
+    result = subprocess.run(command, check=False)
     if result.returncode:
         sys.exit(f"stage failed: {' '.join(args_list)}")
 
