@@ -1498,8 +1498,7 @@ def allowed_docs(index, searcher, filter_query):
     return per_searcher[key]
 
 
-def proposed_search(self, query, *, filter_query, sort="relevance", page=1, per_page=20, facets=True,
-                    terms_for_snippets=None):
+def proposed_search(self, query, *, filter_query, sort="relevance", page=1, per_page=20, facets=True):
     """SearchIndex.search with the "search" proposal (and optionally "prune"); see bench/README.md."""
     from whoosh import collectors, highlight
 

@@ -23,7 +23,6 @@ KINDS = ("update", "case", "question")
 LANGS = ("en", "ja")
 MARKINGS = ("public", "limited", "sensitive")
 CASE_STATUSES = ("open", "investigating", "preliminary_findings", "decision_adopted", "closed")
-QUESTION_STATES = ("open", "answered", "declined")
 
 note_topics = Table(
     "note_topics",

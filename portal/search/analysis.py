@@ -72,7 +72,6 @@ __all__ = [
     "arabic_numerals",
     "bilingual_analyzer",
     "cjk_runs",
-    "exact_analyzer",
     "kanji_number",
     "normalise",
 ]
@@ -375,17 +374,6 @@ def bilingual_analyzer():
         TEXT(analyzer=bilingual_analyzer(), phrase=True, multitoken_query="phrase")
     """
     return BilingualTokenizer() | LatinStemFilter()
-
-
-def exact_analyzer():
-    """The same without stemming, for a field that must match English words exactly.
-
-    Not needed by the main ``body`` field: a quoted "notice and action" is already a
-    phrase query over stemmed words, which matches the phrase (and, acceptably, its
-    inflections such as "notices and actions"). Only add a second, unstemmed field
-    if users ask for strictly literal matching; it would double the postings.
-    """
-    return BilingualTokenizer()
 
 
 class BigramHighlighter(Highlighter):

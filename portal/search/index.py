@@ -201,7 +201,6 @@ class SearchIndex:
         page: int = 1,
         per_page: int = 20,
         facets: bool = True,
-        terms_for_snippets: Query | None = None,
     ) -> Results:
         """Run a query restricted by filter_query; facet counts come from the same restricted set."""
         searcher = self.searcher()

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 from whoosh.query import And, Or, Query, Term
 
 from portal import auth
+from portal.errors import ValidationError
 from portal.models import (
     Act,
     Article,
@@ -214,7 +215,8 @@ def _apply(session: Session, index: SearchIndex, writer, rows) -> None:
     searcher = index.searcher()  # the committed index: it cannot see what this writer adds
     written: set[str] = set()
     added: dict[int, Note] = {}
-    for note in _load_notes(session, note_ids):
+    loaded = _load_notes(session, note_ids)
+    for note in loaded:
         if note.is_deleted:
             index.remove_note(note.id, writer)
             continue
@@ -227,7 +229,7 @@ def _apply(session: Session, index: SearchIndex, writer, rows) -> None:
     for reply in _live_replies(session, added):  # one query, not one per note: imports add thousands
         writer.update_document(**reply_document(reply, added[reply.note_id]))
         written.add(f"reply:{reply.id}")
-    for gone in note_ids - {note.id for note in _load_notes(session, note_ids)}:
+    for gone in note_ids - {note.id for note in loaded}:
         index.remove_note(gone, writer)
     replies = {reply.id: reply for reply in _load_replies(session, reply_ids)}
     for reply_id in reply_ids:
@@ -384,7 +386,7 @@ def _resolver(session: Session):
     def resolve(text: str) -> str | None:
         try:
             article, _ = content.parse_citation(session, text)
-        except Exception:
+        except ValidationError:  # not "DSA Art. 34": perhaps the "dsa:34" form of the index
             slug, _, number = text.lower().partition(":")
             article = session.scalar(
                 select(Article).join(Act).where(Act.slug == slug, Article.number == number)

@@ -217,9 +217,10 @@ def delete_reply(reply_id: int):
 
 @bp.post("/replies/<id:reply_id>/restore")
 def restore_reply(reply_id: int):
+    auth.require_admin(current_user)
     db = get_session()
     reply = db.get(Reply, reply_id)
-    if reply is None or not current_user.is_admin:
+    if reply is None:
         raise NotFound("reply")
     auth.note_for(db, current_user, reply.note_id)
     replies.restore_reply(db, reply, current_user)
