@@ -4,7 +4,7 @@ VENV ?= .venv
 PORT ?= 5000
 FLASK = $(VENV)/bin/flask --app portal
 
-.PHONY: install run test bench clean
+.PHONY: install browser run test bench clean
 
 install: $(VENV)/.installed
 
@@ -14,6 +14,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet --constraint constraints.txt --editable '.[test]'
 	touch $@
+
+# The page tests drive Debian's Chromium (Playwright's own download does not work here) and need
+# Japanese fonts to draw Japanese text. Installing them needs root and the Debian mirror.
+browser:
+	@if command -v chromium >/dev/null && fc-list :lang=ja | grep -q .; then echo "Chromium and CJK fonts present"; \
+	else apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver fonts-noto-cjk; fi
 
 run: install
 	$(FLASK) init
