@@ -50,7 +50,7 @@ def test_post_case_with_status_and_milestones(client, world, db):
     # Status change is recorded as a revision.
     client.post(f"/notes/{note_id}/status", data={"case_status": "preliminary_findings"})
     assert db.get(Note, note_id).case_status == "preliminary_findings"
-    assert "Revision 2" in client.get(f"/notes/{note_id}/history").get_data(as_text=True)
+    assert 'id="revision-2"' in client.get(f"/notes/{note_id}/history").get_data(as_text=True)
 
 
 def test_question_is_addressed_to_the_other_side_and_shows_days_left(client, world, app):
