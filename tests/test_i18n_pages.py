@@ -55,13 +55,23 @@ def _assert_japanese(page: str, path: str) -> None:
         assert f'aria-label="{label}"' not in page, (path, label)
 
 
-def _pages(world):
-    """(path, Japanese labels, English labels, as an administrator?) for each page checked."""
+def _pages(world, own):
+    """(path, Japanese labels, English labels, as an administrator?) for each page checked.
+
+    `own` is a channel whose note and reply the signed-in member wrote, for the author's pages.
+    """
     joint_note = world.notes["joint"].id
+    note, reply = world.notes[own].id, world.replies[own].id
     return [
         (f"/notes/{joint_note}", ["回答期限", "宛先", "返信1件", "返信を投稿", "この投稿への返信（Markdown）", "質問"],
          ["Answer by", "Addressed to", "1 reply", "Post reply", "Reply to this note (Markdown)", "question"], False),
         (f"/notes/{joint_note}/history", ["変更履歴", "第1版"], ["History", "Revision 1"], False),
+        (f"/notes/{note}/edit", ["質問の編集", "変更を保存", "キャンセル", "トピック"],
+         ["Edit question", "Save changes", "Cancel", "Topics"], False),
+        (f"/notes/{note}/replies/{reply}", ["返信", "返信を投稿"], ["Reply", "Post reply"], False),
+        (f"/replies/{reply}/edit", ["返信の編集", "スレッドに戻る", "本文（Markdown）"],
+         ["Edit reply", "Back to the thread", "Text (Markdown)"], False),
+        (f"/replies/{reply}/history", ["返信の変更履歴", "第1版"], ["Reply history", "Revision 1"], False),
         ("/channels", ["チャンネル", "日EU共同", "アーカイブ済み", "1件の投稿"],
          ["Channels", "joint", "archived", "1 note"], False),
         ("/channels/joint-channel", ["新規報告", "新規案件", "新規質問", "すべて", "報告", "案件", "Atomフィード"],
@@ -91,7 +101,7 @@ def test_pages_in_the_readers_language(client, world, lang):
     admin = world.jp_admin if lang == "ja" else world.eu_admin
     for signed_in, as_admin in ((member, False), (admin, True)):
         login(client, signed_in)
-        for path, japanese, english, admin_page in _pages(world):
+        for path, japanese, english, admin_page in _pages(world, "private" if lang == "ja" else "joint"):
             if admin_page != as_admin:
                 continue
             page = _get(client, path)
@@ -174,3 +184,15 @@ def test_search_help_keeps_the_query_language(client, world):
     for syntax in ('"notice and action"', "kind:case", "is:overdue", "side:eu", "-draft", "DSA OR DMA"):
         assert syntax in page
     assert "同じ条件に複数の値を指定すると" in page
+
+
+def test_history_names_the_changed_fields_in_the_readers_language(client, world):
+    note = world.notes["private"]
+    login(client, world.jp_member)
+    response = client.post(f"/notes/{note.id}/edit", data={
+        "title": "件名を変えた質問", "body": note.body, "lang": "en", "marking": "sensitive", "topics": ["dsa"],
+        "articles": "DSA Art. 16", "answer_by": note.answer_by.isoformat()})
+    assert response.status_code == 302, response.get_data(as_text=True)[:1000]
+    page = _get(client, f"/notes/{note.id}/history")
+    assert "変更箇所：件名、取扱区分" in _text_nodes(page)
+    _assert_japanese(page, "history")
