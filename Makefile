@@ -4,9 +4,11 @@ VENV ?= .venv
 PORT ?= 5000
 FLASK = $(VENV)/bin/flask --app portal
 
-.PHONY: install browser run test bench clean
+.PHONY: install browser messages run test bench clean
 
-install: $(VENV)/.installed
+CATALOGUES = portal/translations/ja/LC_MESSAGES/messages.mo
+
+install: $(VENV)/.installed $(CATALOGUES)
 
 # Reinstall whenever the declared or pinned dependencies change.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -20,6 +22,15 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 browser:
 	@if command -v chromium >/dev/null && fc-list :lang=ja | grep -q .; then echo "Chromium and CJK fonts present"; \
 	else apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver fonts-noto-cjk; fi
+
+# Message catalogues are compiled at install; the .po files are the source.
+%.mo: %.po $(VENV)/.installed
+	$(VENV)/bin/pybabel compile --use-fuzzy -i $< -o $@
+
+# After changing interface strings: extract them and merge them into the catalogues to translate.
+messages: $(VENV)/.installed
+	$(VENV)/bin/pybabel extract -F portal/translations/babel.cfg -k _l -o portal/translations/messages.pot --no-location --sort-output .
+	$(VENV)/bin/pybabel update -i portal/translations/messages.pot -d portal/translations --no-fuzzy-matching --no-wrap
 
 run: install
 	$(FLASK) init

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from flask import Flask
+from flask_babel import gettext
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -15,7 +16,7 @@ def create_app(config: dict | None = None) -> Flask:
         instance_relative_config=True,
         template_folder="../templates",
     )
-    from portal import cli, config as settings, db, errors, search, security, views
+    from portal import cli, config as settings, db, errors, i18n, search, security, views
     from portal.extensions import csrf, login_manager
 
     settings.load(app, config)
@@ -24,6 +25,8 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Sign in to see that page."
+    login_manager.localize_callback = gettext
+    i18n.init_app(app)
     security.init_app(app)
     search.init_app(app)
     errors.register(app)

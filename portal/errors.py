@@ -1,7 +1,10 @@
 """Domain errors, raised by services, and the handlers that turn them into pages."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from flask import Flask, render_template
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -25,11 +28,12 @@ class Forbidden(DomainError):
 class ValidationError(DomainError):
     status = 400
 
-    def __init__(self, errors: dict[str, str] | str):
-        if isinstance(errors, str):
+    def __init__(self, errors: Mapping[str, str] | str):
+        # Messages may be lazy translations (not str): they are rendered in the reader's language.
+        if not isinstance(errors, Mapping):
             errors = {"_": errors}
-        self.errors = errors
-        super().__init__("; ".join(f"{k}: {v}" if k != "_" else v for k, v in errors.items()))
+        self.errors = dict(errors)
+        super().__init__("; ".join(str(v) if k == "_" else f"{k}: {v}" for k, v in self.errors.items()))
 
 
 class SignInRefused(DomainError):
@@ -43,16 +47,18 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
-        return _page(400, "The form had expired or was not sent from this site. "
-                          "Go back, reload the page and submit it again.")
+        return _page(400, _l("The form had expired or was not sent from this site. "
+                                  "Go back, reload the page and submit it again."))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         messages = {
-            413: "That request is too large. Notes and replies are limited to 200 KB.",
+            413: _l("That request is too large. Notes and replies are limited to 200 KB."),
         }
         return _page(error.code or 500, messages.get(error.code or 0))
 
 
 def _page(status: int, message: str | None):
-    return render_template("errors/error.html", status=status, message=message), status
+    # The language switch returns to the dashboard, not to this URL: a "not found" page must be the
+    # same bytes whatever was asked for, so that it tells nothing about what exists.
+    return render_template("errors/error.html", status=status, message=message, lang_next="/"), status

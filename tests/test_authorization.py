@@ -508,6 +508,14 @@ ROUTES: dict[str, Route] = {
     "auth.change_password": Route(
         nothing, signed_in(lambda a, o, m: 200 if m == "GET" else 302), ("GET", "POST"),
         lambda fx, r: {"current": PASSWORD, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD}),
+    "auth.profile": Route(
+        nothing, signed_in(lambda a, o, m: 200 if m == "GET" else 302), ("GET", "POST"),
+        lambda fx, r: {"lang": "en", "time_zone": "Asia/Tokyo"}),
+    # Anyone may switch the language, before sign-in too; only an account's choice is stored
+    # (the Japanese officials of the world already use Japanese).
+    "auth.switch_language": post(
+        nothing, lambda a, r, m: Outcome(302, changes=not a.anonymous and a.side != "jp", to_login=False),
+        form=lambda fx, r: {"lang": "ja", "next": "/"}, public=True),
     # Reading.
     "main.dashboard": get(nothing, page),
     "main.regulations": get(nothing, page),
@@ -637,7 +645,8 @@ def test_every_route_is_in_the_matrix(app):
     assert sorted(set(ROUTES) - endpoints) == [], "entries in ROUTES for routes that no longer exist"
     for rule in rules:
         assert methods_of(rule) == set(ROUTES[rule.endpoint].methods), f"{rule.rule}: methods differ"
-        assert ROUTES[rule.endpoint].public == (rule.endpoint in ("auth.login", "auth.invitation"))
+        assert ROUTES[rule.endpoint].public == (rule.endpoint in ("auth.login", "auth.invitation",
+                                                                  "auth.switch_language"))
     # The one rule the matrix skips: static files are served to anyone.
     with app.test_client().get("/static/portal.css") as response:
         assert response.status_code == 200

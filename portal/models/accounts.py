@@ -41,6 +41,8 @@ class User(Base):
     # Part of the Flask-Login id: changing it ends every session that carries the old one.
     session_token: Mapped[str] = mapped_column(String(64), default=_new_session_token)
     lang: Mapped[str] = mapped_column(String(2), default="en")
+    # An IANA zone name; empty means the usual zone of the user's side (portal.i18n.SIDE_TIME_ZONES).
+    time_zone: Mapped[str] = mapped_column(String(64), default="", server_default="")
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_sign_in_at: Mapped[datetime | None]

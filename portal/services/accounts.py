@@ -12,12 +12,14 @@ from importlib import resources
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from portal.db import utcnow
 from portal.errors import NotFound, SignInRefused, ValidationError
+from portal.i18n import LANGUAGES, time_zones
 from portal.models import Invitation, Organisation, SignInFailure, User
 from portal.models.accounts import ROLES, SIDES, _new_session_token
 from portal.services import audit
@@ -53,9 +55,9 @@ def _common_passwords() -> frozenset[str]:
 def password_problem(password: str) -> str | None:
     """Why this password is refused, or None when it is acceptable."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        return f"Use at least {MIN_PASSWORD_LENGTH} characters."
+        return _l("Use at least %(n)s characters.", n=MIN_PASSWORD_LENGTH)
     if password.lower() in _common_passwords() or len(set(password)) < 4:
-        return "This password is too common. Choose another."
+        return _l("This password is too common. Choose another.")
     return None
 
 
@@ -72,13 +74,13 @@ def create_organisation(session: Session, *, slug: str, name: str, side: str) ->
     slug, name, side = slug.strip().lower(), name.strip(), side.strip().lower()
     errors = {}
     if not SLUG.match(slug):
-        errors["slug"] = "Use lowercase letters, digits and hyphens."
+        errors["slug"] = _l("Use lowercase letters, digits and hyphens.")
     elif session.scalar(select(Organisation).where(Organisation.slug == slug)):
-        errors["slug"] = "An organisation with this slug exists."
+        errors["slug"] = _l("An organisation with this slug exists.")
     if not name:
-        errors["name"] = "Give the organisation's name."
+        errors["name"] = _l("Give the organisation's name.")
     if side not in SIDES:
-        errors["side"] = "The side is eu or jp."
+        errors["side"] = _l("The side is eu or jp.")
     if errors:
         raise ValidationError(errors)
     organisation = Organisation(slug=slug, name=name, side=side)
@@ -116,15 +118,15 @@ def create_user(
     email, name = normalise_email(email), name.strip()
     errors = {}
     if not EMAIL.match(email):
-        errors["email"] = "Enter a valid e-mail address."
+        errors["email"] = _l("Enter a valid e-mail address.")
     elif session.scalar(select(User.id).where(User.email == email)):
-        errors["email"] = "An account with this e-mail exists."
+        errors["email"] = _l("An account with this e-mail exists.")
     if not name:
-        errors["name"] = "Give the person's name."
+        errors["name"] = _l("Give the person's name.")
     if organisation is None:
-        errors["organisation"] = "Choose an organisation."
+        errors["organisation"] = _l("Choose an organisation.")
     if role not in ROLES:
-        errors["role"] = "The role is member, moderator or admin."
+        errors["role"] = _l("The role is member, moderator or admin.")
     if password is not None and (problem := password_problem(password)):
         errors["password"] = problem
     if errors:
@@ -134,7 +136,7 @@ def create_user(
         name=name,
         organisation=organisation,
         role=role,
-        lang=lang if lang in ("en", "ja") else "en",
+        lang=lang if lang in LANGUAGES else "en",
         password_hash=hash_password(password) if password is not None else None,
     )
     session.add(user)
@@ -154,7 +156,7 @@ def _nonce_hash(nonce: str) -> str:
 def invite(session: Session, user: User, *, actor: User | None) -> str:
     """Issue a signed, single-use invitation link for a pending account; earlier links stop working."""
     if user.password_hash is not None:
-        raise ValidationError({"email": "This person has already set a password."})
+        raise ValidationError({"email": _l("This person has already set a password.")})
     for earlier in session.scalars(
         select(Invitation).where(Invitation.user_id == user.id, Invitation.accepted_at.is_(None))
     ):
@@ -180,18 +182,18 @@ def invitation_for(session: Session, token: str) -> Invitation:
     try:
         payload = _serializer().loads(token, max_age=max_age)
     except SignatureExpired:
-        raise ValidationError("This invitation has expired. Ask an administrator for a new one.") from None
+        raise ValidationError(_l("This invitation has expired. Ask an administrator for a new one.")) from None
     except BadSignature:
-        raise ValidationError("This invitation link is not valid. Check that it was copied whole.") from None
+        raise ValidationError(_l("This invitation link is not valid. Check that it was copied whole.")) from None
     invitation = session.get(Invitation, payload.get("i")) if isinstance(payload, dict) else None
     if invitation is None or not secrets.compare_digest(
         invitation.nonce_hash, _nonce_hash(str(payload.get("n", "")))
     ):
-        raise ValidationError("This invitation link is not valid. Check that it was copied whole.")
+        raise ValidationError(_l("This invitation link is not valid. Check that it was copied whole."))
     if invitation.accepted_at is not None:
-        raise ValidationError("This invitation has already been used. Sign in instead.")
+        raise ValidationError(_l("This invitation has already been used. Sign in instead."))
     if invitation.expires_at <= utcnow():
-        raise ValidationError("This invitation has expired. Ask an administrator for a new one.")
+        raise ValidationError(_l("This invitation has expired. Ask an administrator for a new one."))
     return invitation
 
 
@@ -209,7 +211,7 @@ def _check_new_password(password: str, confirm: str) -> None:
     if problem := password_problem(password):
         raise ValidationError({"password": problem})
     if password != confirm:
-        raise ValidationError({"confirm": "The two passwords differ."})
+        raise ValidationError({"confirm": _l("The two passwords differ.")})
 
 
 def authenticate(session: Session, email: str, password: str) -> User:
@@ -227,7 +229,7 @@ def authenticate(session: Session, email: str, password: str) -> User:
         wait = recent[-1] + window - utcnow()
         minutes = max(1, -(-int(wait.total_seconds()) // 60))
         raise SignInRefused(
-            f"Too many failed sign-ins for this account. Try again in {minutes} minutes."
+            _l("Too many failed sign-ins for this account. Try again in %(minutes)s minutes.", minutes=minutes)
         )
     user = session.scalar(select(User).where(User.email == email))
     if _password_matches(user, password) and user is not None and user.is_active:
@@ -239,7 +241,7 @@ def authenticate(session: Session, email: str, password: str) -> User:
         return user
     session.add(SignInFailure(email=email))
     audit.record(session, user, "user.sign_in_failed", "user", user.id if user else None)
-    raise SignInRefused("The e-mail address or password is wrong.")
+    raise SignInRefused(_l("The e-mail address or password is wrong."))
 
 
 def _password_matches(user: User | None, password: str) -> bool:
@@ -254,11 +256,23 @@ def _password_matches(user: User | None, password: str) -> bool:
 def change_password(session: Session, user: User, *, current: str, new: str, confirm: str) -> None:
     """Change the password and end the user's other sessions (the caller re-signs this one in)."""
     if not _password_matches(user, current):
-        raise ValidationError({"current": "The current password is wrong."})
+        raise ValidationError({"current": _l("The current password is wrong.")})
     _check_new_password(new, confirm)
     user.password_hash = hash_password(new)
     end_sessions(user)
     audit.record(session, user, "user.change_password", "user", user.id)
+
+
+def set_preferences(session: Session, user: User, *, lang: str, time_zone: str) -> None:
+    """Save the interface language and time zone ("" means the usual zone of the user's side)."""
+    errors = {}
+    if lang not in LANGUAGES:
+        errors["lang"] = _l("Choose English or Japanese.")
+    if time_zone and time_zone not in time_zones():
+        errors["time_zone"] = _l("Choose a time zone from the list.")
+    if errors:
+        raise ValidationError(errors)
+    user.lang, user.time_zone = lang, time_zone
 
 
 def end_sessions(user: User) -> None:
@@ -267,7 +281,7 @@ def end_sessions(user: User) -> None:
 
 def set_role(session: Session, user: User, role: str, *, actor: User) -> None:
     if role not in ROLES:
-        raise ValidationError({"role": "The role is member, moderator or admin."})
+        raise ValidationError({"role": _l("The role is member, moderator or admin.")})
     if user.role != role:
         audit.record(session, actor, "user.set_role", "user", user.id, old=user.role, new=role)
         user.role = role
@@ -276,7 +290,7 @@ def set_role(session: Session, user: User, role: str, *, actor: User) -> None:
 
 def set_active(session: Session, user: User, is_active: bool, *, actor: User) -> None:
     if user.id == actor.id and not is_active:
-        raise ValidationError("You cannot deactivate your own account.")
+        raise ValidationError(_l("You cannot deactivate your own account."))
     if user.is_active != is_active:
         user.is_active = is_active
         end_sessions(user)

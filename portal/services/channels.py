@@ -1,6 +1,7 @@
 """Channels and their membership."""
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -23,15 +24,15 @@ def _validate(session: Session, data: dict, channel: Channel | None) -> dict:
     }
     errors = {}
     if not SLUG.match(clean["slug"]):
-        errors["slug"] = "Use lowercase letters, digits and hyphens."
+        errors["slug"] = _l("Use lowercase letters, digits and hyphens.")
     else:
         existing = session.scalar(select(Channel).where(Channel.slug == clean["slug"]))
         if existing is not None and existing is not channel:
-            errors["slug"] = "A channel with this slug exists."
+            errors["slug"] = _l("A channel with this slug exists.")
     if not clean["name_en"]:
-        errors["name_en"] = "Give the channel an English name."
+        errors["name_en"] = _l("Give the channel an English name.")
     if clean["visibility"] not in VISIBILITIES:
-        errors["visibility"] = "Visibility is joint, eu, jp or private."
+        errors["visibility"] = _l("Visibility is joint, eu, jp or private.")
     if errors:
         raise ValidationError(errors)
     return clean

@@ -8,6 +8,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -101,7 +102,7 @@ def topics_by_slug(session: Session, slugs: list[str]) -> list[Topic]:
     found = list(session.scalars(select(Topic).where(Topic.slug.in_(wanted))))
     unknown = wanted - {topic.slug for topic in found}
     if unknown:
-        raise ValidationError({"topics": f"Unknown topic: {', '.join(sorted(unknown))}."})
+        raise ValidationError({"topics": _l("Unknown topic: %(topics)s.", topics=", ".join(sorted(unknown)))})
     return found
 
 
@@ -109,14 +110,14 @@ def parse_citation(session: Session, text: str) -> tuple[Article, str]:
     """Resolve a citation such as "DMA Art. 6(7)" to an article of the index and its pinpoint."""
     match = CITATION.match(unicodedata.normalize("NFKC", text))
     if not match:
-        raise ValidationError({"articles": f"Cannot read the citation {text!r}; write e.g. \"DSA Art. 34\"."})
+        raise ValidationError({"articles": _l('Cannot read the citation "%(text)s"; write e.g. "DSA Art. 34".', text=text)})
     act_name = " ".join(match["act"].split()).lower()
     number = match["number"] + (f"-{match['branch']}" if match["branch"] else "")
     act = session.scalar(
         select(Act).where((Act.slug == act_name.replace(" ", "-")) | (Act.short.ilike(act_name)))
     )
     if act is None:
-        raise ValidationError({"articles": f"Unknown act in {text!r}."})
+        raise ValidationError({"articles": _l('Unknown act in "%(text)s".', text=text)})
     article = session.scalar(select(Article).where(Article.act_id == act.id, Article.number == number))
     if article is None:
         raise ValidationError({"articles": f"{act.short} has no Art. {number} in the index."})

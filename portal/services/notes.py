@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -62,7 +63,7 @@ def _as_list(value, separators: str = ",\n;") -> list[str]:
         return [part.strip() for part in value.split(separators[0]) if part.strip()]
     if isinstance(value, (list, tuple)):
         return [str(part).strip() for part in value if str(part).strip()]
-    raise ValidationError("Expected a list.")
+    raise ValidationError(_l("Expected a list."))
 
 
 def _parse_date(value, field_name: str) -> date | None:
@@ -89,7 +90,7 @@ def _parse_milestones(value) -> list[tuple[date, str]]:
                 continue
         parsed = _parse_date(due_on, "milestones")
         if parsed is None or not label.strip():
-            raise ValidationError({"milestones": "Write each milestone as a line: YYYY-MM-DD what happens."})
+            raise ValidationError({"milestones": _l("Write each milestone as a line: YYYY-MM-DD what happens.")})
         milestones.append((parsed, label.strip()[:300]))
     return sorted(milestones)
 
@@ -108,19 +109,19 @@ def validate(session: Session, kind: str, data: dict) -> NoteData:
     title = " ".join(str(data.get("title") or "").split())
     body = str(data.get("body") or "").replace("\r\n", "\n").strip()
     if not title:
-        errors["title"] = "Give the note a title."
+        errors["title"] = _l("Give the note a title.")
     elif len(title) > TITLE_MAX:
-        errors["title"] = f"Keep the title under {TITLE_MAX} characters."
+        errors["title"] = _l("Keep the title under %(n)s characters.", n=TITLE_MAX)
     if not body:
-        errors["body"] = "Write the note's text."
+        errors["body"] = _l("Write the note's text.")
     elif len(body.encode()) > current_app.config["MAX_BODY_BYTES"]:
-        errors["body"] = "The text is over the 200 KB limit; split it into several notes."
+        errors["body"] = _l("The text is over the 200 KB limit; split it into several notes.")
     lang = str(data.get("lang") or "en")
     if lang not in LANGS:
-        errors["lang"] = "The language is en or ja."
+        errors["lang"] = _l("The language is en or ja.")
     marking = str(data.get("marking") or "limited")
     if marking not in MARKINGS:
-        errors["marking"] = "The marking is public, limited or sensitive."
+        errors["marking"] = _l("The marking is public, limited or sensitive.")
     topics = attempt(lambda: content.topics_by_slug(session, _as_list(data.get("topics")))) or []
     citations = []
     for text in _as_list(data.get("articles"), ";\n,"):
@@ -134,14 +135,14 @@ def validate(session: Session, kind: str, data: dict) -> NoteData:
         note.legal_basis = str(data.get("legal_basis") or "").strip()[:300]
         note.case_status = str(data.get("case_status") or "open")
         if note.case_status not in CASE_STATUSES:
-            errors["case_status"] = "Unknown case status."
+            errors["case_status"] = _l("Unknown case status.")
         note.milestones = attempt(_parse_milestones, data.get("milestones")) or []
     elif kind == "question":
         note.answer_by = attempt(_parse_date, data.get("answer_by"), "answer_by")
         if note.answer_by is None and "answer_by" not in errors:
-            errors["answer_by"] = "Give the date by which an answer is needed."
+            errors["answer_by"] = _l("Give the date by which an answer is needed.")
     if kind not in KINDS:
-        errors["kind"] = "The kind is update, case or question."
+        errors["kind"] = _l("The kind is update, case or question.")
     if errors:
         raise ValidationError(errors)
     return note
@@ -247,7 +248,7 @@ def delete_note(session: Session, note: Note, actor: User) -> None:
 
 def restore_note(session: Session, note: Note, actor: User) -> None:
     if not actor.is_admin:
-        raise Forbidden("Only an administrator may restore a deleted note.")
+        raise Forbidden(_l("Only an administrator may restore a deleted note."))
     note.deleted_at, note.deleted_by_id = None, None
     audit.record(session, actor, "note.restore", "note", note.id)
 
@@ -255,19 +256,19 @@ def restore_note(session: Session, note: Note, actor: User) -> None:
 def set_case_status(session: Session, note: Note, actor: User, status: str) -> None:
     """Move a case to another status; the change is a revision like any edit."""
     if note.kind != "case":
-        raise ValidationError("Only cases have a status.")
+        raise ValidationError(_l("Only cases have a status."))
     if status not in CASE_STATUSES:
-        raise ValidationError({"case_status": "Unknown case status."})
+        raise ValidationError({"case_status": _l("Unknown case status.")})
     edit_note(session, note, actor, {**form_values(note), "case_status": status})
 
 
 def accept_answer(session: Session, note: Note, reply: Reply, actor: User) -> None:
     """Mark a reply as the accepted answer: the asker or a moderator may."""
     if note.kind != "question":
-        raise ValidationError("Only questions have answers.")
+        raise ValidationError(_l("Only questions have answers."))
     auth.require_author_or_moderator(session, actor, note.author_id, note.channel)
     if reply.note_id != note.id or reply.is_deleted:
-        raise ValidationError("That reply is not part of this question.")
+        raise ValidationError(_l("That reply is not part of this question."))
     note.accepted_reply_id, note.question_state = reply.id, "answered"
     note.declined_grounds = ""
     note.last_activity_at = utcnow()
@@ -277,13 +278,13 @@ def accept_answer(session: Session, note: Note, reply: Reply, actor: User) -> No
 def decline_question(session: Session, note: Note, actor: User, grounds: str) -> None:
     """The addressed side (or a moderator) declines to answer, stating why."""
     if note.kind != "question":
-        raise ValidationError("Only questions can be declined.")
+        raise ValidationError(_l("Only questions can be declined."))
     auth.require_writable(note.channel)
     if actor.side != note.addressed_side and not auth.moderates(session, actor, note.channel):
-        raise Forbidden("Only the side the question is addressed to may decline it.")
+        raise Forbidden(_l("Only the side the question is addressed to may decline it."))
     grounds = grounds.strip()
     if not grounds:
-        raise ValidationError({"grounds": "State the grounds for declining."})
+        raise ValidationError({"grounds": _l("State the grounds for declining.")})
     note.question_state, note.declined_grounds, note.accepted_reply_id = "declined", grounds[:5000], None
     note.last_activity_at = utcnow()
     audit.record(session, actor, "question.decline", "note", note.id)
@@ -291,7 +292,7 @@ def decline_question(session: Session, note: Note, actor: User, grounds: str) ->
 
 def reopen_question(session: Session, note: Note, actor: User) -> None:
     if note.kind != "question":
-        raise ValidationError("Only questions can be reopened.")
+        raise ValidationError(_l("Only questions can be reopened."))
     auth.require_author_or_moderator(session, actor, note.author_id, note.channel)
     note.question_state, note.accepted_reply_id, note.declined_grounds = "open", None, ""
     audit.record(session, actor, "question.reopen", "note", note.id)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -21,9 +22,9 @@ PATH_WIDTH = 10
 def _clean_body(body: str) -> str:
     body = (body or "").replace("\r\n", "\n").strip()
     if not body:
-        raise ValidationError({"body": "Write the reply's text."})
+        raise ValidationError({"body": _l("Write the reply's text.")})
     if len(body.encode()) > current_app.config["MAX_BODY_BYTES"]:
-        raise ValidationError({"body": "The text is over the 200 KB limit."})
+        raise ValidationError({"body": _l("The text is over the 200 KB limit.")})
     return body
 
 
@@ -39,9 +40,9 @@ def post_reply(
     """Reply to the note, or to one of its replies."""
     auth.require_writable(note.channel)
     if note.is_deleted:
-        raise ValidationError("This note has been deleted.")
+        raise ValidationError(_l("This note has been deleted."))
     if parent is not None and (parent.note_id != note.id or parent.is_deleted):
-        raise ValidationError("The reply you are answering is not part of this note.")
+        raise ValidationError(_l("The reply you are answering is not part of this note."))
     clean = _clean_body(body)
     now = created_at or utcnow()
     reply = Reply(
@@ -94,7 +95,7 @@ def delete_reply(session: Session, reply: Reply, actor: User) -> None:
 
 def restore_reply(session: Session, reply: Reply, actor: User) -> None:
     if not actor.is_admin:
-        raise Forbidden("Only an administrator may restore a deleted reply.")
+        raise Forbidden(_l("Only an administrator may restore a deleted reply."))
     if reply.deleted_at is not None:
         reply.deleted_at, reply.deleted_by_id = None, None
         session.execute(
@@ -135,5 +136,5 @@ def reply_in_note(session: Session, note: Note, reply_id: int | None) -> Reply |
         return None
     reply = session.get(Reply, reply_id)
     if reply is None or reply.note_id != note.id or reply.is_deleted:
-        raise ValidationError("The reply you are answering is not part of this note.")
+        raise ValidationError(_l("The reply you are answering is not part of this note."))
     return reply

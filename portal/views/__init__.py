@@ -7,6 +7,7 @@ from flask import Flask, g, redirect, request, url_for
 from flask_login import current_user
 from werkzeug.routing import BaseConverter
 
+from portal import i18n
 from portal.models.notes import CASE_STATUSES, KINDS, MARKINGS
 
 
@@ -33,7 +34,7 @@ def register(app: Flask) -> None:
     def globals_for_templates():
         return {
             "today": g.get("today") or date.today(),
-            "ui_lang": current_user.lang if current_user and current_user.is_authenticated else "en",
+            "ui_lang": i18n.ui_lang(),
             "KINDS": KINDS,
             "MARKINGS": MARKINGS,
             "CASE_STATUSES": CASE_STATUSES,

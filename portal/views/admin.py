@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal import auth, mail
@@ -49,7 +50,7 @@ def users():
             errors = error.errors
         else:
             db.commit()
-            flash(f"Invitation sent to {user.email}.")
+            flash(_("Invitation sent to %(email)s.", email=user.email))
             values = {"role": "member"}
     return render_template(
         "admin/users.html", users=accounts.list_users(db), organisations=accounts.list_organisations(db),
@@ -85,7 +86,7 @@ def reinvite(user_id: int):
         flash(str(error), "error")
         return redirect(url_for("admin.users"))
     db.commit()
-    flash(f"A new invitation was sent to {user.email}; earlier links no longer work.")
+    flash(_("A new invitation was sent to %(email)s; earlier links no longer work.", email=user.email))
     return redirect(url_for("admin.users"))
 
 
@@ -103,7 +104,7 @@ def organisations():
             errors = error.errors
         else:
             db.commit()
-            flash("The organisation was created.")
+            flash(_("The organisation was created."))
             values = {}
     return render_template(
         "admin/organisations.html", organisations=accounts.list_organisations(db), values=values, errors=errors,
@@ -122,7 +123,7 @@ def channel_list():
             errors = error.errors
         else:
             db.commit()
-            flash("The channel was created.")
+            flash(_("The channel was created."))
             return redirect(url_for("admin.channel", slug=channel.slug))
     return render_template(
         "admin/channels.html", channels=channels.list_all(db), values=values, errors=errors,
@@ -145,7 +146,7 @@ def channel(slug: str):
             errors = error.errors
         else:
             db.commit()
-            flash("The channel was saved.")
+            flash(_("The channel was saved."))
             return redirect(url_for("admin.channel", slug=slug))
     return render_template(
         "admin/channel.html", channel=found, members=channels.members(db, found), values=values,
@@ -174,7 +175,7 @@ def remove_member(slug: str, user_id: int):
     db = get_session()
     channels.remove_member(db, channels.channel_by_slug(db, slug), _user(user_id), actor=current_user)
     db.commit()
-    flash("The member was removed.")
+    flash(_("The member was removed."))
     return redirect(url_for("admin.channel", slug=slug))
 
 
@@ -184,7 +185,7 @@ def archive(slug: str):
     found = channels.channel_by_slug(db, slug)
     channels.set_archived(db, found, request.form.get("archive") == "1", actor=current_user)
     db.commit()
-    flash("The channel is archived." if found.is_archived else "The channel is open again.")
+    flash(_("The channel is archived.") if found.is_archived else _("The channel is open again."))
     return redirect(url_for("admin.channel", slug=slug))
 
 

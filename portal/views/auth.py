@@ -3,8 +3,10 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
+from portal import i18n
 from portal.db import get_session
 from portal.errors import SignInRefused, ValidationError
 from portal.services import accounts
@@ -45,7 +47,7 @@ def login():
 def logout():
     logout_user()
     session.clear()
-    flash("You have signed out.")
+    flash(_("You have signed out."))
     return redirect(url_for("auth.login"))
 
 
@@ -69,7 +71,7 @@ def invitation(token: str):
             logout_user()
             session.clear()
             login_user(user)
-            flash("Welcome. Your password is set.")
+            flash(_("Welcome. Your password is set."))
             return redirect(url_for("main.dashboard"))
     return render_template("auth/invitation.html", invitation=pending, errors=errors), 400 if errors else 200
 
@@ -91,6 +93,42 @@ def change_password():
             db.commit()
             # This session continues under the new token; every other one is now invalid.
             login_user(current_user._get_current_object())
-            flash("Your password is changed. You were signed out everywhere else.")
+            flash(_("Your password is changed. You were signed out everywhere else."))
             return redirect(url_for("main.dashboard"))
     return render_template("auth/password.html", errors=errors), 400 if errors else 200
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def profile():
+    errors = {}
+    values = {"lang": current_user.lang, "time_zone": current_user.time_zone}
+    if request.method == "POST":
+        values = {"lang": request.form.get("lang", ""), "time_zone": request.form.get("time_zone", "")}
+        db = get_session()
+        try:
+            accounts.set_preferences(db, current_user, **values)
+        except ValidationError as error:
+            db.rollback()
+            errors = error.errors
+        else:
+            db.commit()
+            flash(_(_("Your settings are saved.")))
+            return redirect(url_for("auth.profile"))
+    return render_template("auth/profile.html", errors=errors, values=values,
+                           common_zones=i18n.COMMON_TIME_ZONES, zones=sorted(i18n.time_zones()),
+                           side_zone=i18n.SIDE_TIME_ZONES[current_user.side]), 400 if errors else 200
+
+
+@bp.post("/language")
+def switch_language():
+    """The switch on every page: saved on the account, or in the session before sign-in."""
+    lang = request.form.get("lang", "")
+    if lang in i18n.LANGUAGES:
+        if current_user.is_authenticated:
+            db = get_session()
+            accounts.set_preferences(db, current_user, lang=lang, time_zone=current_user.time_zone)
+            db.commit()
+        else:
+            session["lang"] = lang
+    return redirect(_safe_next(request.form.get("next")))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal import auth
@@ -118,19 +119,19 @@ def _act(note_id: int, action, message: str, **kwargs):
 
 @bp.post("/notes/<id:note_id>/delete")
 def delete(note_id: int):
-    return _act(note_id, lambda db, note: notes.delete_note(db, note, current_user), "The note was deleted.")
+    return _act(note_id, lambda db, note: notes.delete_note(db, note, current_user), _("The note was deleted."))
 
 
 @bp.post("/notes/<id:note_id>/restore")
 def restore(note_id: int):
     return _act(note_id, lambda db, note: notes.restore_note(db, note, current_user),
-                "The note was restored.", include_deleted=True)
+                _("The note was restored."), include_deleted=True)
 
 
 @bp.post("/notes/<id:note_id>/status")
 def status(note_id: int):
     return _act(note_id, lambda db, note: notes.set_case_status(
-        db, note, current_user, request.form.get("case_status", "")), "The case status was changed.")
+        db, note, current_user, request.form.get("case_status", "")), _("The case status was changed."))
 
 
 @bp.post("/notes/<id:note_id>/accept")
@@ -138,22 +139,22 @@ def accept(note_id: int):
     def accept_reply(db, note):
         reply = replies.reply_in_note(db, note, request.form.get("reply_id", type=int))
         if reply is None:
-            raise ValidationError("Choose the reply that answers the question.")
+            raise ValidationError(_("Choose the reply that answers the question."))
         notes.accept_answer(db, note, reply, current_user)
 
-    return _act(note_id, accept_reply, "The answer was accepted.")
+    return _act(note_id, accept_reply, _("The answer was accepted."))
 
 
 @bp.post("/notes/<id:note_id>/decline")
 def decline(note_id: int):
     return _act(note_id, lambda db, note: notes.decline_question(
-        db, note, current_user, request.form.get("grounds", "")), "The question was declined.")
+        db, note, current_user, request.form.get("grounds", "")), _("The question was declined."))
 
 
 @bp.post("/notes/<id:note_id>/reopen")
 def reopen(note_id: int):
     return _act(note_id, lambda db, note: notes.reopen_question(db, note, current_user),
-                "The question is open again.")
+                _("The question is open again."))
 
 
 @bp.post("/notes/<id:note_id>/replies")
@@ -211,7 +212,7 @@ def delete_reply(reply_id: int):
     reply = auth.reply_for(db, current_user, reply_id)
     replies.delete_reply(db, reply, current_user)
     db.commit()
-    flash("The reply was deleted.")
+    flash(_("The reply was deleted."))
     return redirect(url_for("notes.show", note_id=reply.note_id, _anchor=f"reply-{reply.id}"))
 
 
@@ -225,5 +226,5 @@ def restore_reply(reply_id: int):
     auth.note_for(db, current_user, reply.note_id)
     replies.restore_reply(db, reply, current_user)
     db.commit()
-    flash("The reply was restored.")
+    flash(_("The reply was restored."))
     return redirect(url_for("notes.show", note_id=reply.note_id, _anchor=f"reply-{reply.id}"))

@@ -1,0 +1,117 @@
+"""Interface language and time zone: the user's choice, else the browser's Accept-Language.
+
+Catalogues live in `portal/translations/` (`make messages` extracts and updates them; `make install`
+compiles them). Times are stored in UTC and shown in the reader's zone.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timezone
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
+
+from flask import Flask, g, has_request_context, request, session
+from flask_babel import Babel, get_locale
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from markupsafe import Markup
+
+LANGUAGES = ("en", "ja")
+SIDE_TIME_ZONES = {"eu": "Europe/Brussels", "jp": "Asia/Tokyo"}
+# Offered first in the profile form: where the portal's officials work.
+COMMON_TIME_ZONES = ("Europe/Brussels", "Asia/Tokyo", "Europe/Dublin", "Europe/Lisbon", "Europe/London",
+                     "Europe/Helsinki", "Europe/Athens", "UTC")
+DATETIME_FORMATS = {"en": "%Y-%m-%d %H:%M", "ja": "%Y年%-m月%-d日 %H:%M"}
+DATE_FORMATS = {"en": "%Y-%m-%d", "ja": "%Y年%-m月%-d日"}
+
+
+@cache
+def time_zones() -> frozenset[str]:
+    """Every IANA zone name this machine knows."""
+    return frozenset(available_timezones())
+
+
+def select_locale() -> str:
+    if not has_request_context():
+        return "en"  # the CLI, whose messages go to an administrator's terminal
+    if current_user and current_user.is_authenticated:
+        return current_user.lang
+    chosen = session.get("lang")
+    if chosen in LANGUAGES:
+        return chosen
+    return request.accept_languages.best_match(LANGUAGES) or "en"
+
+
+def time_zone_name() -> str:
+    if has_request_context() and current_user and current_user.is_authenticated:
+        return current_user.time_zone or SIDE_TIME_ZONES[current_user.side]
+    return "UTC"
+
+
+def ui_lang() -> str:
+    return str(get_locale() or "en")
+
+
+def _zone() -> ZoneInfo:
+    # Once per request: a 500-reply thread formats 500 timestamps.
+    zone = g.get("_zone")
+    if zone is None:
+        zone = g._zone = ZoneInfo(time_zone_name())
+    return zone
+
+
+def local(moment: datetime) -> datetime:
+    """A stored (naive UTC) datetime in the reader's zone."""
+    return moment.replace(tzinfo=timezone.utc).astimezone(_zone())
+
+
+def when(moment: datetime | None) -> Markup:
+    """A `<time>` element: machine-readable UTC, shown in the reader's zone and language."""
+    if moment is None:
+        return Markup("")
+    shown = local(moment)
+    text = f"{shown.strftime(DATETIME_FORMATS[ui_lang()])} {shown.tzname()}"
+    return Markup('<time datetime="{}Z">{}</time>').format(moment.isoformat(timespec="seconds"), text)
+
+
+def day(value: date | datetime | None) -> str:
+    """A date in the reader's language; a datetime is first moved to the reader's zone."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = local(value)
+    return value.strftime(DATE_FORMATS[ui_lang()])
+
+
+def deadline(due: date, side: str) -> list[tuple[str, datetime]]:
+    """A date deadline ends with that day in the asking side's zone; when that is on both sides.
+
+    Officials in Brussels and Tokyo are 7–8 hours apart, so "by 1 December" set in Brussels ends
+    on the morning of 2 December in Tokyo. The asking side comes first.
+    """
+    end = datetime.combine(due, time(23, 59), ZoneInfo(SIDE_TIME_ZONES[side]))
+    sides = [side] + [other for other in SIDE_TIME_ZONES if other != side]
+    return [(other, end.astimezone(ZoneInfo(SIDE_TIME_ZONES[other]))) for other in sides]
+
+
+# What readers see for stored values (kinds, states, markings, visibilities, roles); the stored
+# values themselves never change with the language.
+LABELS = {
+    "update": _l("update"), "case": _l("case"), "question": _l("question"),
+    "open": _l("open"), "investigating": _l("investigating"),
+    "preliminary_findings": _l("preliminary findings"), "decision_adopted": _l("decision adopted"),
+    "closed": _l("closed"), "answered": _l("answered"), "declined": _l("declined"), "overdue": _l("overdue"),
+    "public": _l("public"), "limited": _l("limited"), "sensitive": _l("sensitive"),
+    "joint": _l("joint"), "eu": _l("EU only"), "jp": _l("Japan only"), "private": _l("private"),
+    "member": _l("member"), "moderator": _l("moderator"), "admin": _l("admin"),
+}
+
+
+def label(value: str | None) -> str:
+    """The reader's word for a stored value such as a kind, a case status or a visibility."""
+    return str(LABELS.get(value, value or ""))
+
+
+def init_app(app: Flask) -> None:
+    Babel(app, locale_selector=select_locale, timezone_selector=time_zone_name)
+    app.jinja_env.filters.update(when=when, day=day, label=label)
+    app.jinja_env.globals.update(deadline=deadline, DATETIME_FORMATS=DATETIME_FORMATS)
