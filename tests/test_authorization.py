@@ -516,6 +516,7 @@ ROUTES: dict[str, Route] = {
     "auth.switch_language": post(
         nothing, lambda a, r, m: Outcome(302, changes=not a.anonymous and a.side != "jp", to_login=False),
         form=lambda fx, r: {"lang": "ja", "next": "/"}, public=True),
+    "notes.preview": post(nothing, signed_in(lambda a, o, m: same(200)), form=lambda fx, r: {"body": "**x**"}),
     # Reading.
     "main.dashboard": get(nothing, page),
     "main.regulations": get(nothing, page),

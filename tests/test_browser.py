@@ -29,6 +29,7 @@ JP_MEMBER = "yui.suzuki@mic.example.jp"
 SCREENSHOTS = os.environ.get("PORTAL_SCREENSHOTS")
 
 try:
+    from axe_playwright_python.sync_playwright import Axe
     from playwright.sync_api import Page, expect, sync_playwright
 except ImportError:  # pragma: no cover - the reason is reported by the skip below
     sync_playwright = None
@@ -111,11 +112,12 @@ def page(browser, server):
 
 
 def sign_in(page: Page, email: str) -> None:
+    """Sign in whatever the interface language (fields by id, not by their translated labels)."""
     page.goto("/login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    page.locator("#email").fill(email)
+    page.locator("#password").fill(DEMO_PASSWORD)
+    page.locator("main button[type=submit]").click()
+    expect(page.locator("form[action='/logout']")).to_be_attached()
 
 
 def compose(page: Page, channel: str, kind: str, title: str, body: str, **fields: str) -> None:
@@ -219,18 +221,99 @@ def test_keyboard_only_sign_in_and_skip_link(page):
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
+def test_switching_language_changes_the_interface_and_is_remembered(page, browser, server):
+    sign_in(page, EU_MEMBER)
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    page.get_by_role("button", name="日本語").click()
+    expect(page.locator("html")).to_have_attribute("lang", "ja")
+    expect(page.get_by_role("link", name="ダッシュボード")).to_be_visible()
+    # The choice is the account's: a new browser signing in gets Japanese at once.
+    other = browser.new_context(base_url=server, locale="en-GB").new_page()
+    other.goto("/login")
+    expect(other.locator("html")).to_have_attribute("lang", "en")
+    sign_in(other, EU_MEMBER)
+    expect(other.locator("html")).to_have_attribute("lang", "ja")
+    other.context.close()
+    page.get_by_role("button", name="English").click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+
+
+def test_before_sign_in_the_browsers_language_is_used(browser, server):
+    context = browser.new_context(base_url=server, locale="ja-JP")
+    page = context.new_page()
+    page.goto("/login")
+    expect(page.locator("html")).to_have_attribute("lang", "ja")
+    expect(page.get_by_role("button", name="ログイン")).to_be_visible()
+    context.close()
+
+
+MAIN_PAGES = [("dashboard", "/"), ("channel", "/channels/app-stores"), ("search", "/search?q=DMA"),
+              ("settings", "/account")]
+
+
+@pytest.mark.parametrize("email", [EU_MEMBER, JP_MEMBER])
+def test_main_pages_meet_wcag_aa(page, email):
+    """axe-core's WCAG 2.1 A and AA rules (contrast, labels, landmarks, lang) on the main pages."""
+    sign_in(page, email)
+    axe = Axe()
+    for _, path in MAIN_PAGES + [("note", "/search?q=trusted+flaggers")]:
+        page.goto(path)
+        results = axe.run(page, options={"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21aa"]}})
+        problems = [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in results.response["violations"]]
+        assert not problems, f"{path}: {problems}"
+
+
 @pytest.mark.parametrize("width", [1280, 390])
-def test_main_pages_render_without_horizontal_scrolling(page, width, tmp_path):
+@pytest.mark.parametrize("email", [EU_MEMBER, JP_MEMBER])
+def test_main_pages_render_without_horizontal_scrolling(page, width, email, tmp_path):
     """Officials read on phones too: nothing may be wider than the screen."""
     page.set_viewport_size({"width": width, "height": 900})
-    sign_in(page, JP_MEMBER)
+    sign_in(page, email)
     shots = Path(SCREENSHOTS or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
-    for name, path in [("dashboard", "/"), ("channel", "/channels/app-stores"), ("search", "/search?q=DMA")]:
+    lang = "ja" if email == JP_MEMBER else "en"
+    for name, path in MAIN_PAGES:
         page.goto(path)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         wide = page.evaluate("""Array.from(document.querySelectorAll('body *'))
             .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
             .slice(0, 5).map(e => e.tagName + '.' + e.className + '#' + e.id)""")
         assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at {width}px: {wide}"
-        page.screenshot(path=str(shots / f"{name}-{width}.png"))
+        page.screenshot(path=str(shots / f"{name}-{lang}-{width}.png"))
+
+
+def test_the_accessibility_check_sees_a_broken_page(page):
+    """The WCAG test above would pass vacuously if axe did not run: show that it finds faults."""
+    sign_in(page, EU_MEMBER)
+    page.evaluate("""() => {
+        const input = document.createElement('input');
+        document.querySelector('main').append(input);
+        document.documentElement.removeAttribute('lang');
+    }""")
+    results = Axe().run(page, options={"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa"]}})
+    found = {v["id"] for v in results.response["violations"]}
+    assert {"label", "html-has-lang"} <= found
+
+
+def test_compose_shows_a_live_preview_as_you_type(page):
+    sign_in(page, EU_MEMBER)
+    page.goto("/channels/dsa-idpa-cooperation/new/update")
+    page.locator("#body").fill("A **bold** claim with <img src=x onerror=alert(1)>")
+    live = page.locator(".live-preview")
+    expect(live.locator("strong", has_text="bold")).to_be_visible()
+    expect(live.locator("img[onerror]")).to_have_count(0)
+
+
+def test_preview_and_posting_work_without_javascript(browser, server):
+    context = browser.new_context(base_url=server, java_script_enabled=False)
+    page = context.new_page()
+    sign_in(page, EU_MEMBER)
+    page.goto("/channels/dsa-idpa-cooperation/new/update")
+    page.locator("#title").fill("Posted without JavaScript")
+    page.locator("#body").fill("Plain *emphasis*.")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.locator("section.preview em", has_text="emphasis")).to_be_visible()
+    expect(page.locator("#title")).to_have_value("Posted without JavaScript")
+    page.get_by_role("button", name="Post update").click()
+    expect(page.get_by_role("heading", name="Posted without JavaScript")).to_be_visible()
+    context.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from portal.models import Note, Reply
 from portal.services import notes, replies
@@ -262,3 +262,25 @@ def test_channel_page_filters_by_kind_and_paginates(client, world, db, app):
 def test_markdown_is_stored_rendered(db, world):
     note = db.get(Note, world.notes["joint"].id)
     assert note.body_html == "<p>Body of the joint question</p>"
+
+
+def test_preview_shows_the_sanitised_text_and_saves_nothing(client, db, world):
+    login(client, world.eu_member)
+    before = db.scalar(select(func.count()).select_from(Note))
+    typed = {"title": "", "body": "**Bold** <script>alert(1)</script>", "lang": "en", "marking": "limited"}
+    response = client.post(f"/channels/{world.joint.slug}/new/update", data={**typed, "preview": "1"})
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "<strong>Bold</strong>" in page
+    assert "<script>alert(1)</script>" not in page
+    assert "**Bold** &lt;script&gt;alert(1)&lt;/script&gt;" in page  # still in the textarea to go on editing
+    assert db.scalar(select(func.count()).select_from(Note)) == before
+
+
+def test_live_preview_renders_like_a_saved_note(client, world):
+    login(client, world.eu_member)
+    response = client.post("/preview", data={"body": "A [link](javascript:alert(1)) and *emphasis*"})
+    assert response.status_code == 200
+    html = response.get_json()["html"]
+    assert "<em>emphasis</em>" in html
+    assert "javascript:" not in html

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
+from markupsafe import Markup
 
 from portal import auth
 from portal.db import get_session
 from portal.errors import ValidationError
+from portal.markup import render_markdown
 from portal.models.notes import KINDS
 from portal.services import channels, content, notes
 from portal.views import require_sign_in
@@ -43,7 +45,10 @@ def compose(slug: str, kind: str):
     auth.require_writable(channel)
     errors = {}
     values = {"lang": current_user.lang, "marking": "limited", "case_status": "open"}
-    if request.method == "POST":
+    preview = None
+    if request.method == "POST" and (preview := preview_of(request.form)) is not None:
+        values = form_dict()
+    elif request.method == "POST":
         values = form_dict()
         try:
             note = notes.post_note(db, channel, current_user, kind, values)
@@ -54,7 +59,7 @@ def compose(slug: str, kind: str):
             return redirect(url_for("notes.show", note_id=note.id))
     return render_template(
         "notes/form.html", channel=channel, kind=kind, values=values, errors=errors, note=None,
-        topics=content.topics(db),
+        topics=content.topics(db), preview=preview,
     ), 400 if errors else 200
 
 
@@ -65,6 +70,13 @@ def feed(slug: str):
     rows, _ = notes.channel_notes(db, channel, per_page=50)
     body = render_template("channels/feed.xml", channel=channel, notes=rows)
     return body, 200, {"Content-Type": "application/atom+xml; charset=utf-8"}
+
+
+def preview_of(form) -> Markup | None:
+    """The body as it will look, when the form was sent with its Preview button (nothing is saved)."""
+    if not form.get("preview"):
+        return None
+    return Markup(render_markdown(form.get("body", "")))
 
 
 def form_dict() -> dict:

@@ -7,10 +7,11 @@ from flask_login import current_user
 from portal import auth
 from portal.db import get_session
 from portal.errors import NotFound, ValidationError
+from portal.markup import render_markdown
 from portal.models import Reply
 from portal.services import content, notes, replies
 from portal.views import require_sign_in
-from portal.views.channels import form_dict
+from portal.views.channels import form_dict, preview_of
 
 bp = Blueprint("notes", __name__)
 bp.before_request(require_sign_in)
@@ -82,7 +83,10 @@ def edit(note_id: int):
     auth.require_author_or_moderator(db, current_user, note.author_id, note.channel)
     errors = {}
     values = notes.form_values(note)
-    if request.method == "POST":
+    preview = None
+    if request.method == "POST" and (preview := preview_of(request.form)) is not None:
+        values = form_dict()
+    elif request.method == "POST":
         values = form_dict()
         try:
             notes.edit_note(db, note, current_user, values)
@@ -93,8 +97,14 @@ def edit(note_id: int):
             return redirect(url_for("notes.show", note_id=note.id))
     return render_template(
         "notes/form.html", channel=note.channel, kind=note.kind, values=values, errors=errors, note=note,
-        topics=content.topics(db),
+        topics=content.topics(db), preview=preview,
     ), 400 if errors else 200
+
+
+@bp.post("/preview")
+def preview():
+    """The live preview of the compose page's script: Markdown rendered exactly as on save."""
+    return {"html": render_markdown(request.form.get("body", ""))}
 
 
 @bp.get("/notes/<id:note_id>/history")
