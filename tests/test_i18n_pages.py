@@ -88,7 +88,7 @@ def _pages(world, own):
         ("/admin/users", ["ユーザーと招待", "職員の招待", "招待を送信", "アカウント", "管理者", "有効"],
          ["Users and invitations", "Invite an official", "Send invitation", "Accounts", "admin", "active"], True),
         ("/admin/organisations", ["組織の追加", "スラッグ", "名前"], ["Add an organisation", "Slug", "Name"], True),
-        ("/admin/channels", ["チャンネルの作成", "公開範囲", "限定メンバー"], ["Create a channel", "Visibility", "private"], True),
+        ("/admin/channels", ["チャンネルの作成", "公開範囲", "メンバー限定"], ["Create a channel", "Visibility", "private"], True),
         ("/admin/channels/private-channel", ["メンバーとモデレーター", "モデレーター", "チャンネルをアーカイブ（閲覧のみ）"],
          ["Members and moderators", "Moderator", "Archive channel (read-only)"], True),
         ("/admin/deleted", ["削除された投稿", "削除された投稿はありません。"], ["Deleted notes", "No deleted notes."], True),
