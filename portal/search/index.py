@@ -17,15 +17,31 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 from whoosh import collectors, highlight, index
+from whoosh import searching as whoosh_searching
 from whoosh.fields import DATETIME, ID, KEYWORD, STORED, TEXT, Schema
 from whoosh.filedb.filestore import FileStorage, RamStorage
+from whoosh.matching import AndNotMatcher
 from whoosh.query import Or, Query, Term
 from whoosh.reading import EmptyReader, MultiReader, SegmentReader, TermNotFound
 from whoosh.searching import Searcher
 from whoosh.writing import LockError
 
+from portal.search import vector
 from portal.search.analysis import BigramHighlighter, bilingual_analyzer
+
+
+
+def _and_not_find_first(self):
+    # Whoosh 2.7.4 checks the exclusion for the first document of `a` only when `b` starts on that
+    # same document. When `b` starts earlier, "platform -users" returned the first "platform"
+    # document of each segment even if it contained "users". _find_next() skips `b` forward first.
+    if self.a.is_active() and self.b.is_active():
+        self._find_next()
+
+
+AndNotMatcher._find_first = _and_not_find_first
 
 POSITION_FILE = "outbox_position.json"
 FACETS = ("kind", "topics", "channel")
@@ -277,6 +293,7 @@ class SearchIndex:
         self._searcher = None
         self._searcher_lock = threading.Lock()
         self._cache = _SegmentCache()
+        self._arrays = vector.ArrayCache()
 
     # Writing ---------------------------------------------------------------------------------
 
@@ -331,6 +348,8 @@ class SearchIndex:
         with self._searcher_lock:
             self._searcher = None
             self._cache = _SegmentCache()
+            self._arrays = vector.ArrayCache()
+        self._arrays = vector.ArrayCache()
 
     @contextmanager
     def _maybe_writer(self, writer):
@@ -377,6 +396,8 @@ class SearchIndex:
                                     self._searcher.ixreader),
                     fromindex=self._ix)
                 self._cache.prune(self._searcher)
+                self._arrays.prune({sub.reader().segment().segment_id() for sub, _ in _leaves(self._searcher)
+                                    if sub.reader().segment() is not None})
             return self._searcher
 
     def keys(self) -> tuple[dict[str, object], set[str]]:
@@ -427,10 +448,21 @@ class SearchIndex:
         page: int = 1,
         per_page: int = 20,
         facets: bool = True,
+        engine: str = "auto",
     ) -> Results:
-        """Run a query restricted by filter_query; facet counts come from the same restricted set."""
+        """Run a query restricted by filter_query; facet counts come from the same restricted set.
+
+        engine: "auto" evaluates on arrays (search.vector) what it can and the rest with Whoosh;
+        "whoosh" or "vector" forces one (tests compare them; "vector" raises Unsupported).
+        """
         searcher = self.searcher()
         page = max(1, page)
+        if engine != "whoosh":
+            try:
+                return self._search_arrays(searcher, query, filter_query, sort, page, per_page, facets)
+            except vector.Unsupported:
+                if engine == "vector":
+                    raise
         _, allowed = self._allowed(searcher, filter_query)
         # One scored pass. Whoosh's own groupedby/terms=True would step through every match again.
         inner = (_NewestRecording("created", limit=page * per_page, reverse=True) if sort == "newest"
@@ -441,6 +473,65 @@ class SearchIndex:
         hits = self._hits(results, page, per_page)
         return Results(hits=hits, total=len(inner.matched), page=page, per_page=per_page,
                        facets=self._facets(searcher, inner.matched) if facets else {})
+
+    def _search_arrays(self, searcher, query, filter_query, sort, page, per_page, facets) -> Results:
+        """search() on numpy arrays: the same total, facets, hits, order and scores as Whoosh's."""
+        limit = page * per_page
+        newest = sort == "newest"
+        total = 0
+        counts: dict[str, Counter] = {name: Counter() for name in FACETS}
+        keys, docnums = [], []
+        allowed = self._allowed_masks(searcher, filter_query)
+        for i, (sub, offset) in enumerate(_leaves(searcher)):
+            if sub.reader().segment() is None:
+                continue  # an empty index
+            segment = vector.Segment(sub.reader(), self._arrays)
+            mask, score = vector.Evaluator(searcher, segment, scored=not newest).run(query)
+            mask &= segment.live()
+            if allowed is not None:
+                mask &= allowed[i]
+            local = np.flatnonzero(mask)
+            if not len(local):
+                continue
+            total += len(local)
+            if facets:
+                for name in FACETS:
+                    values, docs, codes = segment.facet(name)
+                    if values:
+                        tally = np.bincount(codes[mask[docs]], minlength=len(values))
+                        for value, n in zip(values, tally.tolist()):
+                            if n:
+                                counts[name][value] += n
+            keys.append(segment.sort_keys("created")[local] if newest else score[local])
+            docnums.append(local + offset)
+        top_n = []
+        if keys:
+            key, docnum = np.concatenate(keys), np.concatenate(docnums)
+            if len(key) > limit:  # everything that ties with the limit-th key, then exact order
+                kth = np.partition(key, len(key) - limit)[len(key) - limit]
+                key, docnum = key[key >= kth], docnum[key >= kth]
+            # Whoosh's orders: by score, ties by ascending docnum (TopCollector); by newest,
+            # ties by descending docnum (SortingCollector sorts (key, docnum) in reverse).
+            order = (np.lexsort((docnum, key))[::-1] if newest else np.lexsort((docnum, -key)))[:limit]
+            convert = int if newest else float
+            top_n = [(convert(k), int(d)) for k, d in zip(key[order].tolist(), docnum[order].tolist())]
+        results = whoosh_searching.Results(searcher, query, top_n)
+        return Results(hits=self._hits(results, page, per_page), total=total, page=page, per_page=per_page,
+                       facets={name: {str(v): n for v, n in sorted(c.items()) if v} for name, c in counts.items()}
+                       if facets else {})
+
+    def _allowed_masks(self, searcher, filter_query):
+        """The filter as a boolean array per segment, built once per searcher."""
+        if filter_query is None:
+            return None
+        memo = searcher.__dict__.setdefault("_portal_allowed_masks", {})
+        key = repr(filter_query)
+        if key not in memo:
+            memo[key] = [
+                vector.Evaluator(searcher, vector.Segment(sub.reader(), self._arrays), scored=False)
+                .run(filter_query)[0] if sub.reader().segment() is not None else None
+                for sub, _ in _leaves(searcher)]
+        return memo[key]
 
     def _hits(self, results, page: int, per_page: int) -> list[Hit]:
         results.highlighter = BigramHighlighter(
