@@ -5,12 +5,11 @@ decides what a reader may see. One SearchIndex per process and index directory.
 """
 from __future__ import annotations
 
-import bisect
 import copy
 import json
 import os
 import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,18 +18,17 @@ from pathlib import Path
 
 import numpy as np
 from whoosh import collectors, highlight, index
-from whoosh import searching as whoosh_searching
 from whoosh.fields import DATETIME, ID, KEYWORD, STORED, TEXT, Schema
 from whoosh.filedb.filestore import FileStorage, RamStorage
 from whoosh.matching import AndNotMatcher
-from whoosh.query import Or, Query, Term
-from whoosh.reading import EmptyReader, MultiReader, SegmentReader, TermNotFound
+from whoosh.query import Query, Term
+from whoosh.reading import EmptyReader, MultiReader, SegmentReader
+from whoosh.searching import Results as WhooshResults
 from whoosh.searching import Searcher
 from whoosh.writing import LockError
 
 from portal.search import vector
 from portal.search.analysis import BigramHighlighter, bilingual_analyzer
-
 
 
 def _and_not_find_first(self):
@@ -108,82 +106,8 @@ class Results:
         return max(1, -(-self.total // self.per_page))
 
 
-def _bits(docnums, size: int) -> int:
-    """Document numbers as a Python int used as a bitmap: its &, | and bit_count() run in C."""
-    bits = bytearray((size + 7) // 8)
-    for d in docnums:
-        bits[d >> 3] |= 1 << (d & 7)
-    return int.from_bytes(bits, "little")
-
-
-_BYTE_BITS = [tuple(i for i in range(8) if value >> i & 1) for value in range(256)]
-
-
-def _docnums(bits: int, size: int) -> list[int]:
-    """The document numbers of a bitmap, ascending (a pass over its bytes, not over big ints)."""
-    out: list[int] = []
-    for i, byte in enumerate(bits.to_bytes((size + 7) // 8, "little")):
-        if byte:
-            out.extend([(i << 3) + j for j in _BYTE_BITS[byte]])
-    return out
-
-
 def _leaves(searcher) -> list:
     return searcher.subsearchers or [(searcher, 0)]
-
-
-class _SegmentCache:
-    """Bitmaps computed from one segment's postings, kept for as long as the segment exists.
-
-    A segment's document numbers never change: a deletion only marks a document, and a merge
-    writes a new segment with a new id. So after a write only the new small segment needs
-    building; entries of merged-away segments are dropped when the searcher is refreshed.
-    """
-
-    MAX_TERMS = 4096  # per segment: at most 4,096 x 12.5 KB for a 100,000-document segment
-
-    def __init__(self):
-        self._segments: dict[str, dict] = {}
-        self._lock = threading.Lock()
-
-    def _entry(self, reader) -> dict:
-        with self._lock:
-            return self._segments.setdefault(reader.segment().segment_id(),
-                                             {"terms": OrderedDict(), "size": reader.doc_count_all()})
-
-    def prune(self, searcher) -> None:
-        live = {sub.reader().segment().segment_id() for sub, _ in _leaves(searcher)
-                if sub.reader().segment() is not None}  # an empty index has no segment
-        with self._lock:
-            for segid in [segid for segid in self._segments if segid not in live]:
-                del self._segments[segid]
-
-    def term(self, reader, fieldname: str, text) -> int:
-        entry = self._entry(reader)
-        terms, key = entry["terms"], (fieldname, text)
-        bits = terms.get(key)
-        if bits is None:
-            try:
-                bits = _bits(reader.postings(fieldname, text).all_ids(), entry["size"])
-            except TermNotFound:
-                bits = 0
-            terms[key] = bits
-            if len(terms) > self.MAX_TERMS:
-                terms.popitem(last=False)
-        else:
-            terms.move_to_end(key)
-        return bits
-
-    def values(self, reader, fieldname: str) -> dict:
-        """Each value of a facet field with its documents."""
-        entry = self._entry(reader)
-        key = ("values", fieldname)
-        if key not in entry:
-            fieldobj = reader.schema[fieldname]
-            entry[key] = {fieldobj.from_bytes(btext): _bits(reader.postings(fieldname, btext).all_ids(),
-                                                            entry["size"])
-                          for btext in reader.lexicon(fieldname)}
-        return entry[key]
 
 
 class _TopRecording(collectors.TopCollector):
@@ -286,13 +210,20 @@ class SearchIndex:
         else:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._storage = FileStorage(str(self.directory))
-        if index.exists(self._storage):
-            self._ix = self._storage.open_index()
-        else:
-            self._ix = self._storage.create_index(make_schema())
+        # Workers starting together on a fresh host must not each create the index: Whoosh's create
+        # clears the directory first, and a second create fails on the table of contents (or wipes
+        # what the first worker's start-up sync has already written).
+        creating = self._storage.lock("PORTAL_CREATE")
+        creating.acquire(blocking=True)
+        try:
+            if index.exists(self._storage):
+                self._ix = self._storage.open_index()
+            else:
+                self._ix = self._storage.create_index(make_schema())
+        finally:
+            creating.release()
         self._searcher = None
         self._searcher_lock = threading.Lock()
-        self._cache = _SegmentCache()
         self._arrays = vector.ArrayCache()
 
     # Writing ---------------------------------------------------------------------------------
@@ -347,7 +278,6 @@ class SearchIndex:
         self.set_position({"applied": 0, "gaps": {}})
         with self._searcher_lock:
             self._searcher = None
-            self._cache = _SegmentCache()
             self._arrays = vector.ArrayCache()
         self._arrays = vector.ArrayCache()
 
@@ -395,7 +325,6 @@ class SearchIndex:
                     _reader_reusing(self._ix.storage, toc.schema, toc.segments, toc.generation,
                                     self._searcher.ixreader),
                     fromindex=self._ix)
-                self._cache.prune(self._searcher)
                 self._arrays.prune({sub.reader().segment().segment_id() for sub, _ in _leaves(self._searcher)
                                     if sub.reader().segment() is not None})
             return self._searcher
@@ -412,32 +341,6 @@ class SearchIndex:
 
     def doc_count(self) -> int:
         return self.searcher().doc_count()
-
-    def _allowed(self, searcher, filter_query: Query | None):
-        """The filter as one bitmap per segment and one set of global docnums, built once per
-        searcher from term bitmaps cached per segment (it is an Or of terms: the reader's channels)."""
-        if filter_query is None:
-            return None, None
-        memo = searcher.__dict__.setdefault("_portal_allowed", {})
-        key = repr(filter_query)
-        if key not in memo:
-            terms = ([filter_query] if isinstance(filter_query, Term) else
-                     filter_query.subqueries if isinstance(filter_query, Or)
-                     and all(isinstance(q, Term) for q in filter_query.subqueries) else None)
-            bitmaps, allowed = [], set()
-            for sub, offset in _leaves(searcher):
-                reader = sub.reader()
-                size = reader.doc_count_all()
-                if terms is None:
-                    bits = _bits(filter_query.docs(sub), size)
-                else:
-                    bits = 0
-                    for term in terms:
-                        bits |= self._cache.term(reader, term.fieldname, term.text)
-                bitmaps.append(bits)
-                allowed.update(offset + d for d in _docnums(bits, size))
-            memo[key] = (bitmaps, allowed)
-        return memo[key]
 
     def search(
         self,
@@ -463,7 +366,13 @@ class SearchIndex:
             except vector.Unsupported:
                 if engine == "vector":
                     raise
-        _, allowed = self._allowed(searcher, filter_query)
+        try:
+            masks = self._allowed_masks(searcher, filter_query)
+            allowed = None if masks is None else {
+                offset + docnum for (_, offset), mask in zip(_leaves(searcher), masks, strict=True)
+                if mask is not None for docnum in np.flatnonzero(mask).tolist()}
+        except vector.Unsupported:
+            allowed = filter_query  # FilterCollector takes a query too (and walks it per search)
         # One scored pass. Whoosh's own groupedby/terms=True would step through every match again.
         inner = (_NewestRecording("created", limit=page * per_page, reverse=True) if sort == "newest"
                  else _TopRecording(limit=page * per_page, usequality=False))
@@ -495,13 +404,7 @@ class SearchIndex:
                 continue
             total += len(local)
             if facets:
-                for name in FACETS:
-                    values, docs, codes = segment.facet(name)
-                    if values:
-                        tally = np.bincount(codes[mask[docs]], minlength=len(values))
-                        for value, n in zip(values, tally.tolist()):
-                            if n:
-                                counts[name][value] += n
+                _count_facets(segment, mask, counts)
             keys.append(segment.sort_keys("created")[local] if newest else score[local])
             docnums.append(local + offset)
         top_n = []
@@ -515,10 +418,25 @@ class SearchIndex:
             order = (np.lexsort((docnum, key))[::-1] if newest else np.lexsort((docnum, -key)))[:limit]
             convert = int if newest else float
             top_n = [(convert(k), int(d)) for k, d in zip(key[order].tolist(), docnum[order].tolist())]
-        results = whoosh_searching.Results(searcher, query, top_n)
+        results = WhooshResults(searcher, query, top_n)
         return Results(hits=self._hits(results, page, per_page), total=total, page=page, per_page=per_page,
-                       facets={name: {str(v): n for v, n in sorted(c.items()) if v} for name, c in counts.items()}
-                       if facets else {})
+                       facets=_facet_dict(counts) if facets else {})
+
+    def warm(self) -> None:
+        """Read what every query needs from each segment (deletions, field lengths, dates, facet
+        values) now rather than in the first search."""
+        searcher = self.searcher()
+        scored = [name for name, fieldobj in searcher.schema.items() if fieldobj.scorable]
+        for sub, _ in _leaves(searcher):
+            if sub.reader().segment() is None:
+                continue
+            segment = vector.Segment(sub.reader(), self._arrays)
+            segment.live()
+            segment.sort_keys("created")
+            for name in scored:
+                segment.lengths(name)
+            for name in FACETS:
+                segment.facet(name)
 
     def _allowed_masks(self, searcher, filter_query):
         """The filter as a boolean array per segment, built once per searcher."""
@@ -553,21 +471,34 @@ class SearchIndex:
         return hits
 
     def _facets(self, searcher, matched: list[int]) -> dict[str, dict[str, int]]:
-        """Facet counts of the matched documents (ascending global docnums), per segment on bitmaps."""
+        """Facet counts of the matched documents (global docnums), per segment."""
         counts: dict[str, Counter] = {name: Counter() for name in FACETS}
-        subs = _leaves(searcher)
-        for i, (sub, offset) in enumerate(subs):
-            lo = bisect.bisect_left(matched, offset)
-            hi = bisect.bisect_left(matched, subs[i + 1][1]) if i + 1 < len(subs) else len(matched)
-            if lo == hi:
+        matched_array = np.array(matched, dtype=np.int64)
+        for sub, offset in _leaves(searcher):
+            if sub.reader().segment() is None:
                 continue
-            reader = sub.reader()
-            bits = _bits((d - offset for d in matched[lo:hi]), reader.doc_count_all())
-            for name in FACETS:
-                for value, value_bits in self._cache.values(reader, name).items():
-                    if n := (bits & value_bits).bit_count():
-                        counts[name][value] += n
-        return {name: {str(value): n for value, n in sorted(c.items()) if value} for name, c in counts.items()}
+            segment = vector.Segment(sub.reader(), self._arrays)
+            local = matched_array[(matched_array >= offset) & (matched_array < offset + segment.size)] - offset
+            if len(local):
+                mask = np.zeros(segment.size, dtype=bool)
+                mask[local] = True
+                _count_facets(segment, mask, counts)
+        return _facet_dict(counts)
+
+
+def _count_facets(segment: vector.Segment, mask: np.ndarray, counts: dict[str, Counter]) -> None:
+    for name in FACETS:
+        values, docs, codes = segment.facet(name)
+        if values:
+            tally = np.bincount(codes[mask[docs]], minlength=len(values))
+            for value, n in zip(values, tally.tolist(), strict=True):
+                if n:
+                    counts[name][value] += n
+
+
+def _facet_dict(counts: dict[str, Counter]) -> dict[str, dict[str, int]]:
+    # Values in order; an empty value (a document without a kind or topic) is no facet.
+    return {name: {str(value): n for value, n in sorted(c.items()) if value} for name, c in counts.items()}
 
 
 __all__ = ["Hit", "LockError", "Results", "SearchIndex", "make_schema"]
