@@ -279,7 +279,6 @@ class SearchIndex:
         with self._searcher_lock:
             self._searcher = None
             self._arrays = vector.ArrayCache()
-        self._arrays = vector.ArrayCache()
 
     @contextmanager
     def _maybe_writer(self, writer):
