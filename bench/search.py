@@ -3,15 +3,14 @@
 Usage (from the repository root, with the project's virtualenv). A full run takes 20-40 minutes
 (building 100,000 notes and their Whoosh index alone takes 6-7), so start it in the background:
 
-    nohup .venv/bin/python bench/search.py --proposals --plan-b > bench/out/search.log 2>&1 &
+    nohup .venv/bin/python bench/search.py --compare-whoosh > bench/out/search.log 2>&1 &
 
     .venv/bin/python bench/search.py                     # build what is missing, then measure and report
     .venv/bin/python bench/search.py --rebuild           # build the databases and indexes afresh
     .venv/bin/python bench/search.py --notes 20000       # a smaller synthetic corpus (its own files)
-    .venv/bin/python bench/search.py --proposals         # also measure with the proposed changes
-                                                         # monkeypatched in (portal/ is not edited)
-    .venv/bin/python bench/search.py --proposals=search,refresh   # ... or with some of them
-    .venv/bin/python bench/search.py --only-proposals --label x   # proposals only, into its own results file
+    .venv/bin/python bench/search.py --compare-whoosh    # also measure with search on Whoosh's own
+                                                         # matchers (engine="whoosh": no numpy arrays)
+    .venv/bin/python bench/search.py --changes-only      # only the change latency (wall and CPU), printed
     .venv/bin/python bench/search.py --plan-b            # also time FTS5 over the portal's own tokens
     .venv/bin/python bench/search.py --reindex           # rebuild the indexes with the current code
     .venv/bin/python bench/search.py --profile           # also profile slow queries and edits (cProfile)
@@ -49,8 +48,9 @@ starts from the same index and database):
     and committed, which applies the outbox to the index (sync) in the commit; then searching for
     the word until it is found. Reported: commit -> visible p50/p95, and inside it the DB commit,
     sync (writer open, delete+add, Whoosh commit) and the searcher refresh. Also for new notes.
-With --proposals the same measurements run again in another fresh interpreter with the changes
-proposed in bench/README.md monkeypatched in from this file (apply_proposals()).
+The first pass over the queries (a fresh process: nothing cached yet) is reported as "cold".
+With --compare-whoosh the same measurements run again in another fresh interpreter with
+SearchIndex.search forced onto Whoosh's matchers (engine="whoosh"), and the answers are compared.
 
 Everything is written to bench/out/ (git-ignored): the databases, indexes, results JSON, the
 report (search-report.txt) and profiles.
@@ -58,8 +58,8 @@ report (search-report.txt) and profiles.
 from __future__ import annotations
 
 import argparse
-import bisect
 import contextlib
+import functools
 import gc
 import hashlib
 import html
@@ -73,9 +73,8 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter, OrderedDict, defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from importlib import metadata
@@ -89,7 +88,6 @@ if str(ROOT / "bench") not in sys.path:
 
 import pages  # noqa: E402  (bench/pages.py: world constants, pick, bulk, percentile, progress)
 from sqlalchemy import select  # noqa: E402
-from whoosh.reading import TermNotFound  # noqa: E402
 
 from portal import create_app  # noqa: E402
 from portal.db import get_session, migrate  # noqa: E402
@@ -1015,9 +1013,9 @@ class Probe:
             return wrapper
 
         @contextlib.contextmanager
-        def writer(self, timeout: float = 10.0):
+        def writer(self, timeout: float = 10.0, merge: bool = True):
             t0 = time.perf_counter()
-            manager = original_writer(self, timeout)
+            manager = original_writer(self, timeout, merge)
             w = manager.__enter__()
             probe.add("writer open", time.perf_counter() - t0)
             for name in ("update_document", "add_document", "delete_by_term", "delete_document"):
@@ -1075,9 +1073,13 @@ def run_queries(bench: Bench, rounds: int, seed: int) -> dict:
     tok = FtsTokSearch(bench.ds.db, bench.visible) if "fts_tok" in bench.ds.meta() else None
     tok_times = defaultdict(list)
     info = {}
-    # Warm-up round (also the correctness checks): every item visible to the reader.
+    # Warm-up round (also the correctness checks): every item visible to the reader. It is the
+    # first run of each query in a fresh process, timed as "cold".
+    cold = {}
     for q in QUERIES:
+        t0 = time.perf_counter()
         page = bench.search(q)
+        cold[q.key] = (time.perf_counter() - t0) * 1000
         channels_seen = {item.channel.id for item in page.items if item.channel is not None}
         if not channels_seen <= set(bench.visible):
             sys.exit(f"Permission leak: {q.raw!r} returned channels {channels_seen - set(bench.visible)}")
@@ -1111,7 +1113,7 @@ def run_queries(bench: Bench, rounds: int, seed: int) -> dict:
             if tok is not None:
                 tok_times[q.key].append(tok.run(q)["page"])
     gc.unfreeze()
-    return {"info": info, "whoosh": dict(whoosh), "whoosh_cpu": dict(whoosh_cpu),
+    return {"info": info, "cold": cold, "whoosh": dict(whoosh), "whoosh_cpu": dict(whoosh_cpu),
             "fts": {k: dict(v) for k, v in fts_times.items()}, "rounds": rounds,
             "fts_tok": dict(tok_times), "load": [load_before, os.getloadavg()[0]]}
 
@@ -1126,11 +1128,11 @@ def new_word(i: int, salt: int) -> str:
 
 
 def maintenance(bench: Bench) -> float | None:
-    """Between samples (untimed): with the "merge" proposal, the periodic merge of small segments."""
-    if "merge" not in ACTIVE_PROPOSALS:
-        return None
-    with bench.app.app_context():
-        return merge_small_segments(search_service.index_for(bench.app))
+    """Between samples (untimed): what the periodic `flask search sync` does, merging small segments.
+    Returns its ms when it merged, else None."""
+    t0 = time.perf_counter()
+    merged = search_service.index_for(bench.app).merge_small_segments()
+    return (time.perf_counter() - t0) * 1000 if merged else None
 
 
 def measure_changes(bench: Bench, repeats: int, new_notes: int, seed: int, probe: Probe) -> dict:
@@ -1169,15 +1171,17 @@ def measure_changes(bench: Bench, repeats: int, new_notes: int, seed: int, probe
             notes_service.edit_note(session, note, editor, data)
             session.flush()
             probe.reset()
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             session.commit()  # after_commit applies the outbox to the index (sync)
             commit_ms = (time.perf_counter() - t0) * 1000
             session.close()
             inside = dict(probe.times)
             probe.reset()
             visible_ms, polls, first_search = wait_visible(word, note_id, t0)
+            visible_cpu = (time.process_time() - c0) * 1000
             after = dict(probe.times)
-        samples.append({"kind": "edit", "note": note_id, "visible": visible_ms, "commit": commit_ms,
+        samples.append({"kind": "edit", "note": note_id, "visible": visible_ms, "visible_cpu": visible_cpu,
+                        "commit": commit_ms,
                         "polls": polls, "first_search": first_search, "inside": inside, "after": after,
                         "merge": maintenance(bench)})
 
@@ -1193,7 +1197,7 @@ def measure_changes(bench: Bench, repeats: int, new_notes: int, seed: int, probe
                 "topics": ["dsa"],
             })
             probe.reset()
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             session.commit()
             commit_ms = (time.perf_counter() - t0) * 1000
             note_id = note.id
@@ -1201,8 +1205,10 @@ def measure_changes(bench: Bench, repeats: int, new_notes: int, seed: int, probe
             inside = dict(probe.times)
             probe.reset()
             visible_ms, polls, first_search = wait_visible(word, note_id, t0)
+            visible_cpu = (time.process_time() - c0) * 1000
             after = dict(probe.times)
-        samples.append({"kind": "new", "note": note_id, "visible": visible_ms, "commit": commit_ms,
+        samples.append({"kind": "new", "note": note_id, "visible": visible_ms, "visible_cpu": visible_cpu,
+                        "commit": commit_ms,
                         "polls": polls, "first_search": first_search, "inside": inside, "after": after,
                         "merge": maintenance(bench)})
     return {"samples": samples}
@@ -1213,9 +1219,11 @@ def stage_measure(args, variant: str) -> None:
     results = {"variant": variant, "started": datetime.now().isoformat(timespec="seconds"),
                "environment": environment(), "code": code_fingerprint(), "datasets": {}}
     probe = Probe()
-    if variant == "proposals":
-        apply_proposals(set(filter(None, (args.proposal_names or "").split(","))))
-        results["proposals"] = sorted(ACTIVE_PROPOSALS)
+    if variant == "whoosh":
+        SearchIndex.search = functools.partialmethod(SearchIndex.search, engine="whoosh")
+    if args.changes_only:
+        measure_changes_only(dsets["synthetic"], args, probe)
+        return
     for name in ("synthetic", "corpus"):
         if name == "corpus" and args.no_corpus:
             continue
@@ -1239,6 +1247,8 @@ def stage_measure(args, variant: str) -> None:
         queries = run_queries(bench, rounds, args.seed)
         print(f"[{variant}] {name}: {len(QUERIES)} queries x {rounds} rounds in {time.perf_counter() - t0:.0f} s",
               flush=True)
+        queries["array_cache_bytes"] = search_service.index_for(bench.app)._arrays.used
+        print(f"[{variant}] {name}: array cache {queries['array_cache_bytes'] / 2**20:.0f} MB", flush=True)
         entry = {"queries": queries, "visible_channels": bench.visible, "all_channels": bench.all_channels,
                  "meta": built.meta()}
         if name == "synthetic" and args.changes:
@@ -1250,11 +1260,30 @@ def stage_measure(args, variant: str) -> None:
             profile_run(bench, variant, probe)
         results["datasets"][name] = entry
         bench.app.extensions["db_engine"].dispose()
-    name = variant + (f"-{args.label}" if args.label and variant == "proposals" else "")
-    (OUT / f"search-results-{name}.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    (OUT / f"search-results-{variant}.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
+
+
+def measure_changes_only(built: Dataset, args, probe: Probe) -> None:
+    """Only the change latency, on copies of its own (a quick re-measurement; nothing is saved)."""
+    ds = Dataset(built.name, built.db.with_name(built.db.stem + ".changes.sqlite3"),
+                 built.index.with_name(built.index.name + ".changes"))
+    remove_db(ds.db)
+    shutil.copyfile(built.db, ds.db)
+    shutil.copyfile(built.meta_path, ds.meta_path)
+    shutil.rmtree(ds.index, ignore_errors=True)
+    shutil.copytree(built.index, ds.index)
+    bench = Bench(ds)
+    load = os.getloadavg()[0]
+    changes = measure_changes(bench, args.changes, args.new_notes, args.seed, probe)
+    print(f"1-min load {load:.2f} -> {os.getloadavg()[0]:.2f}")
+    print(change_table(changes["samples"], "changes only"))
+    bench.app.extensions["db_engine"].dispose()
+    remove_db(ds.db)
+    shutil.rmtree(ds.index, ignore_errors=True)
 
 
 CODE_FILES = ("portal/search/analysis.py", "portal/search/index.py", "portal/search/query.py",
+              "portal/search/vector.py",
               "portal/services/search.py")
 
 
@@ -1317,424 +1346,6 @@ def profile_run(bench: Bench, variant: str, probe: Probe) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Proposals (see bench/README.md), monkeypatched in for --proposals; portal/ is not edited
-# --------------------------------------------------------------------------------------------
-
-# What the proposals change (see bench/README.md); --proposals=NAME,NAME measures a subset.
-PROPOSALS = {
-    "search": "SearchIndex.search: one scored pass with a top-N heap that records the matches (no "
-              "UnlimitedCollector, no groupedby, no terms=True); the permission filter and the facet counts "
-              "from per-segment cached bitmaps",
-    "writer": "update/delete by docnum through the index's own up-to-date searcher (no second reader)",
-    "refresh": "searcher refresh that reuses open segment readers (Whoosh 2.7.4 never does)",
-    "merge": "after-commit writes never merge (merge=False); small segments are merged out of band "
-             "(here between samples, untimed, as a periodic job would)",
-    "prune": "(optional) Whoosh's pruned TopCollector (block quality) for the top N, the total and the "
-             "facets by set algebra on cached term bitmaps; Or forced to the binary-tree matcher, whose "
-             "score bounds are right (ArrayUnionMatcher's max_quality is a max, not a sum)",
-    "phrase-estimate": "(optional, with prune) count a phrase's documents as those having all its words "
-                       "(an upper bound: 'about N')",
-    "phrase-cache": "(optional, with prune) cache the documents of phrases per segment (repeated queries only)",
-}
-DEFAULT_PROPOSALS = {"search", "writer", "refresh", "merge"}
-
-
-def to_bits(docnums, size: int) -> int:
-    """A set of document numbers as a Python int used as a bitmap (bit d = document d).
-
-    Python ints make compact bitmaps (12.5 KB for 100,000 documents) whose &, |, ^ and
-    bit_count() run in C: counting 50,000 matches, or the 42 facet values, takes microseconds.
-    """
-    bits = bytearray((size + 7) // 8)
-    for d in docnums:
-        bits[d >> 3] |= 1 << (d & 7)
-    return int.from_bytes(bits, "little")
-
-
-_BYTE_BITS = [tuple(i for i in range(8) if value >> i & 1) for value in range(256)]
-
-
-def from_bits(bits: int, size: int) -> list[int]:
-    """The document numbers of a bitmap, ascending (a pass over its bytes, not over big ints)."""
-    out: list[int] = []
-    for i, byte in enumerate(bits.to_bytes((size + 7) // 8, "little")):
-        if byte:
-            base = i << 3
-            out.extend([base + j for j in _BYTE_BITS[byte]])
-    return out
-
-
-class SegmentCache:
-    """Bitmaps computed from one index segment, kept for as long as the segment exists.
-
-    A segment's document numbers never change: a deletion only marks a document (the current
-    deletions are subtracted at query time) and a merge writes a new segment with a new id. So
-    bitmaps built from a segment's postings stay valid across refreshes; after a write only the
-    new small segment needs building, and entries of merged-away segments are dropped on refresh.
-    Term bitmaps are kept in a bounded LRU per segment.
-    """
-
-    MAX_TERMS = 4096  # per segment; 4,096 x 12.5 KB = 50 MB at most for a 100,000-document segment
-
-    def __init__(self):
-        self._segments: dict[str, dict] = {}
-        self._lock = threading.Lock()
-
-    def entry(self, reader) -> dict:
-        segid = reader.segment().segment_id()
-        with self._lock:
-            entry = self._segments.get(segid)
-            if entry is None:
-                entry = self._segments[segid] = {"terms": OrderedDict(), "size": reader.doc_count_all()}
-            return entry
-
-    def prune(self, searcher) -> None:
-        live = {sub.reader().segment().segment_id() for sub, _ in leaves(searcher)}
-        with self._lock:
-            for segid in list(self._segments):
-                if segid not in live:
-                    del self._segments[segid]
-
-    def term_bits(self, reader, field: str, text) -> int:
-        entry = self.entry(reader)
-        key = (field, text)
-        terms = entry["terms"]
-        bits = terms.get(key)
-        if bits is None:
-            try:
-                bits = to_bits(reader.postings(field, text).all_ids(), entry["size"])
-            except TermNotFound:
-                bits = 0
-            terms[key] = bits
-            if len(terms) > self.MAX_TERMS:
-                terms.popitem(last=False)
-        else:
-            terms.move_to_end(key)
-        return bits
-
-    def value_bits(self, reader, field: str) -> dict[str, int]:
-        """Each value of a facet field (kind, channel, topics) with its documents."""
-        entry = self.entry(reader)
-        key = ("values", field)
-        if key not in entry:
-            fieldobj = reader.schema[field]
-            entry[key] = {fieldobj.from_bytes(btext): to_bits(reader.postings(field, btext).all_ids(), entry["size"])
-                          for btext in reader.lexicon(field)}
-        return entry[key]
-
-    def cached(self, reader, key, build):
-        entry = self.entry(reader)
-        if key not in entry:
-            entry[key] = build()
-        return entry[key]
-
-
-def leaves(searcher):
-    return searcher.subsearchers or [(searcher, 0)]
-
-
-def query_bits(node, sub, reader, cache: SegmentCache, size: int) -> int:
-    """The documents of a query in one segment, as a bitmap, by set algebra on cached term bitmaps.
-
-    Term, And, Or, AndNot, Not, Every, Require and AndMaybe are computed from term bitmaps; anything
-    else (phrases, date ranges, ...) through Whoosh's own matcher (node.docs), which is exact.
-    Deleted documents are not removed here (the caller subtracts them once).
-    """
-    from whoosh import query as wq
-    kind = type(node)
-    if kind is wq.Term:
-        return cache.term_bits(reader, node.fieldname, node.text)
-    if kind is wq.Or and not getattr(node, "minmatch", 0):
-        bits = 0
-        for child in node.subqueries:
-            bits |= query_bits(child, sub, reader, cache, size)
-        return bits
-    if kind is wq.And:
-        bits = (1 << size) - 1
-        for child in sorted(node.subqueries, key=lambda c: not isinstance(c, wq.Term)):
-            bits &= query_bits(child, sub, reader, cache, size)
-            if not bits:
-                break
-        return bits
-    if kind is wq.AndNot:
-        return query_bits(node.a, sub, reader, cache, size) & ~query_bits(node.b, sub, reader, cache, size)
-    if kind is wq.Not:
-        return ((1 << size) - 1) & ~query_bits(node.query, sub, reader, cache, size)
-    if kind is wq.Require:
-        return query_bits(node.a, sub, reader, cache, size) & query_bits(node.b, sub, reader, cache, size)
-    if kind is wq.AndMaybe:
-        return query_bits(node.a, sub, reader, cache, size)
-    if kind is wq.Every and not node.fieldname:
-        return (1 << size) - 1
-    if node is wq.NullQuery:
-        return 0
-    if "phrase-estimate" in ACTIVE_PROPOSALS and isinstance(node, wq.Phrase):
-        bits = (1 << size) - 1
-        for word in node.words:
-            bits &= cache.term_bits(reader, node.fieldname, word)
-        return bits
-    if "phrase-cache" in ACTIVE_PROPOSALS and isinstance(node, wq.Phrase):
-        return cache.cached(reader, ("phrase", repr(node)), lambda: to_bits(node.docs(sub), size))
-    return to_bits(node.docs(sub), size)
-
-
-def allowed_docs(index, searcher, filter_query):
-    """The permission filter as per-segment bitmaps and one global set of docnums (for Whoosh's
-    FilterCollector), built once per searcher, from term bitmaps cached per segment."""
-    if filter_query is None:
-        return None, None
-    per_searcher = searcher.__dict__.setdefault("_portal_allowed", {})
-    key = repr(filter_query)
-    if key not in per_searcher:
-        bitmaps, allowed = [], set()
-        for sub, offset in leaves(searcher):
-            reader = sub.reader()
-            size = reader.doc_count_all()
-            bits = query_bits(filter_query, sub, reader, index._segment_cache, size)
-            bitmaps.append(bits)
-            docnums = from_bits(bits, size)
-            allowed.update(docnums if not offset else [offset + d for d in docnums])
-        per_searcher[key] = (bitmaps, allowed)
-    return per_searcher[key]
-
-
-def proposed_search(self, query, *, filter_query, sort="relevance", page=1, per_page=20, facets=True):
-    """SearchIndex.search with the "search" proposal (and optionally "prune"); see bench/README.md."""
-    from whoosh import collectors, highlight
-
-    from portal.search.analysis import BigramHighlighter
-    from portal.search.index import Hit, Results
-
-    prune = "prune" in ACTIVE_PROPOSALS
-    searcher = self.searcher()
-    page = max(1, page)
-    limit = page * per_page
-    bitmaps, allowed = allowed_docs(self, searcher, filter_query)
-    if sort == "newest":
-        class Newest(collectors.SortingCollector):
-            def prepare(self, top_searcher, q, context):
-                super().prepare(top_searcher, q, context)
-                self.matched = []
-
-            def collect(self, sub_docnum):
-                self.matched.append(self.offset + sub_docnum)
-                return super().collect(sub_docnum)
-        inner = Newest("created", limit=limit, reverse=True)
-    elif prune:
-        inner = collectors.TopCollector(limit=limit)
-    else:
-        class Top(collectors.TopCollector):
-            """Keeps the top N in a heap and records every match, scoring each once."""
-
-            def prepare(self, top_searcher, q, context):
-                super().prepare(top_searcher, q, context)
-                self.matched = []
-
-            def _collect(self, global_docnum, score):
-                self.matched.append(global_docnum)
-                key = super()._collect(global_docnum, score)
-                # TopCollector raises minscore as the heap fills and ScoredCollector.matches()
-                # then replaces the matcher by one without the sub-queries whose max_quality()
-                # cannot reach it. Those bounds are wrong in places (ArrayUnionMatcher, custom
-                # scorers), which silently drops matches; and every match must be counted anyway.
-                self.minscore = 0
-                return key
-        inner = Top(limit=limit, usequality=False)
-    collector = collectors.FilterCollector(inner, allow=allowed) if allowed is not None else inner
-    searcher.search_with_collector(query, collector)
-    results = collector.results()
-    results.highlighter = BigramHighlighter(
-        fragmenter=highlight.ContextFragmenter(maxchars=240, surround=60),
-        formatter=highlight.HtmlFormatter(tagname="mark", between=" … "),
-    )
-    hits = []
-    for hit in results[(page - 1) * per_page: page * per_page]:
-        snippet = (hit.highlights("body") if "body" in hit else "") or (
-            hit.highlights("title") if "title" in hit else "")
-        if not snippet:
-            snippet = highlight.htmlescape((hit.get("body") or "")[:240])
-        hits.append(Hit(
-            key=hit["key"], type=hit["type"], note_id=int(hit["note_id"] or 0),
-            reply_id=hit.get("reply_id"), score=float(hit.score or 0.0), title=hit.get("title") or "",
-            snippet=snippet, created=hit.get("created"),
-        ))
-    # The total and the facet counts, per segment, on bitmaps.
-    cache = self._segment_cache
-    matched = getattr(inner, "matched", None)  # ascending global docnums (segments in order)
-    total = 0
-    counts = {"kind": Counter(), "topics": Counter(), "channel": Counter()}
-    subs = leaves(searcher)
-    for i, (sub, offset) in enumerate(subs):
-        reader = sub.reader()
-        size = reader.doc_count_all()
-        if matched is not None:
-            lo = bisect.bisect_left(matched, offset)
-            hi = bisect.bisect_left(matched, subs[i + 1][1]) if i + 1 < len(subs) else len(matched)
-            total += hi - lo
-            if not facets or lo == hi:
-                continue
-            bits = to_bits((d - offset for d in matched[lo:hi]) if offset else matched[lo:hi], size)
-        else:
-            bits = query_bits(query, sub, reader, cache, size)
-            if bitmaps is not None:
-                bits &= bitmaps[i]
-            if bits and reader.has_deletions():
-                bits &= ~to_bits(reader.segment().deleted_docs(), size)
-            total += bits.bit_count()
-            if not facets or not bits:
-                continue
-        for name in counts:
-            for value, value_bits in cache.value_bits(reader, name).items():
-                n = (bits & value_bits).bit_count()
-                if n:
-                    counts[name][value] += n
-    facet_counts = {name: {str(v): n for v, n in sorted(c.items()) if v} for name, c in counts.items()} if facets else {}
-    return Results(hits=hits, total=total, page=page, per_page=per_page, facets=facet_counts)
-
-
-def reader_reusing(storage, schema, segments, generation, reuse=None):
-    """whoosh.index.FileIndex._reader, reusing the open readers of segments that are still there.
-
-    Whoosh 2.7.4 keys the reusable readers by generation but looks them up by segment id, so it
-    never reuses one and every refresh reopens every segment. Here a reader is reused by segment
-    id; as its deletions may have changed, it is a shallow copy pointing at the new Segment object
-    (the terms and the per-document files are shared; deletions are read from the Segment).
-    """
-    import copy
-
-    from whoosh.reading import EmptyReader, MultiReader, SegmentReader
-    if not segments:
-        return EmptyReader(schema)
-    reusable = {}
-    if reuse is not None:
-        reusable = {r.segment().segment_id(): r for r, _ in reuse.leaf_readers()}
-
-    def open_reader(segment):
-        old = reusable.pop(segment.segment_id(), None)
-        if old is None or old.is_closed:
-            return SegmentReader(storage, schema, segment, generation=generation)
-        clone = copy.copy(old)
-        clone._segment = segment
-        clone._gen = generation
-        clone._perdoc = copy.copy(old._perdoc)
-        clone._perdoc._segment = segment
-        return clone
-
-    if len(segments) == 1:
-        return open_reader(segments[0])
-    return MultiReader([open_reader(segment) for segment in segments], generation=generation)
-    # Readers of segments merged away are not closed here: a search in another thread may still
-    # be using the previous searcher; the files are closed when those objects are collected.
-
-
-def proposed_searcher(self):
-    """SearchIndex.searcher with the "refresh" proposal: reuse open segment readers."""
-    from whoosh.searching import Searcher
-    with self._searcher_lock:
-        if self._searcher is None:
-            self._searcher = self._ix.searcher()
-        elif not self._searcher.up_to_date():
-            toc = self._ix._read_toc()
-            reader = reader_reusing(self._ix.storage, toc.schema, toc.segments, toc.generation,
-                                    reuse=self._searcher.ixreader)
-            self._searcher = Searcher(reader, fromindex=self._ix)
-            if hasattr(self, "_segment_cache"):
-                self._segment_cache.prune(self._searcher)
-        return self._searcher
-
-
-class DocnumWriter:
-    """A SegmentWriter whose update_document / delete_by_term find documents through the index's
-    shared searcher, which is at the writer's base generation while the writer holds the lock,
-    instead of opening a second reader over every segment (Whoosh's own way: ~100+ ms at 100k).
-    Same semantics as Whoosh's: only committed documents are replaced."""
-
-    def __init__(self, writer, searcher):
-        self._writer, self._searcher = writer, searcher
-
-    def __getattr__(self, name):
-        return getattr(self._writer, name)
-
-    def update_document(self, **fields):
-        key = fields.get("key")
-        docnum = self._searcher.document_number(key=key) if key is not None else None
-        if docnum is not None:
-            self._writer.delete_document(docnum)
-        self._writer.add_document(**fields)
-
-    def delete_by_term(self, fieldname, text, searcher=None):
-        from whoosh.query import Term
-        count = 0
-        for docnum in self._searcher.docs_for_query(Term(fieldname, text)):
-            self._writer.delete_document(docnum)
-            count += 1
-        return count
-
-
-def merge_small_segments(index, threshold: int = 8) -> float | None:
-    """The out-of-band merge (a periodic job, or `flask search sync` from cron): when `threshold`
-    or more small segments exist, commit an empty writer with MERGE_SMALL. Returns its ms or None."""
-    from whoosh.writing import MERGE_SMALL
-    segments = index._ix._segments()
-    if sum(1 for segment in segments if segment.doc_count_all() < 10_000) < threshold:
-        return None
-    t0 = time.perf_counter()
-    writer = index._ix.writer(timeout=10.0, delay=0.02)
-    writer.commit(mergetype=MERGE_SMALL)
-    return (time.perf_counter() - t0) * 1000
-
-
-def proposed_writer_factory(original_writer):
-    @contextlib.contextmanager
-    def writer(self, timeout: float = 10.0):
-        enabled = ACTIVE_PROPOSALS
-        w = self._ix.writer(timeout=timeout, delay=0.02)
-        try:
-            target = w
-            if "writer" in enabled:
-                searcher = self.searcher()  # refreshed under the lock: the writer's base generation
-                if searcher.reader().generation() == w.generation - 1:
-                    target = DocnumWriter(w, searcher)
-            yield target
-        except BaseException:
-            w.cancel()
-            raise
-        if "merge" in enabled:
-            w.commit(merge=False)  # a few ms; merging is left to merge_small_segments()
-        else:
-            w.commit()
-    return writer
-
-
-ACTIVE_PROPOSALS: set[str] = set()
-
-
-def apply_proposals(names: set[str] | None = None) -> None:
-    """Monkeypatch the proposals into SearchIndex (portal/ itself is not edited)."""
-    names = set(DEFAULT_PROPOSALS) if not names else set(names)
-    unknown = names - set(PROPOSALS)
-    if unknown:
-        sys.exit(f"unknown proposals: {', '.join(sorted(unknown))}")
-    ACTIVE_PROPOSALS.clear()
-    ACTIVE_PROPOSALS.update(names)
-    original_init = SearchIndex.__init__
-
-    def init(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
-        self._segment_cache = SegmentCache()
-    SearchIndex.__init__ = init
-    if names & {"search", "prune"}:
-        SearchIndex.search = proposed_search
-    if "prune" in names:
-        from whoosh.query import Or
-        Or.matcher_type = Or.DEFAULT_MATCHER  # binary UnionMatchers: their max_quality is a sum
-    if "refresh" in names:
-        SearchIndex.searcher = proposed_searcher
-    if names & {"writer", "merge"}:
-        SearchIndex.writer = proposed_writer_factory(SearchIndex.writer)
-
-
-# --------------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------------
 
@@ -1746,8 +1357,7 @@ def report(args) -> str:
     lines: list[str] = []
     w = lines.append
     runs = {}
-    for path in [OUT / "search-results-baseline.json", OUT / "search-results-proposals.json",
-                 *sorted(OUT.glob("search-results-proposals-*.json"))]:
+    for path in [OUT / "search-results-baseline.json", OUT / "search-results-whoosh.json"]:
         if path.exists():
             runs[path.stem.removeprefix("search-results-")] = json.loads(path.read_text())
     if "baseline" not in runs:
@@ -1758,7 +1368,7 @@ def report(args) -> str:
       f"Flask {env['flask']}, {env['machine']}, {env['system']}, CPUs: {env['cpus']}; run {base['started']}")
     for variant, run in runs.items():
         code = run.get("code", {})
-        w(f"search code measured ({variant}" + (f", proposals: {','.join(run.get('proposals', []))}" if variant.startswith("proposals") else "")
+        w(f"search code measured ({variant}" + (", engine=\"whoosh\"" if variant == "whoosh" else "")
           + "): " + ", ".join(f"{Path(n).name} {v['sha256']} ({v['mtime']})" for n, v in code.items()))
     if len({json.dumps(run.get("code"), sort_keys=True) for run in runs.values()}) > 1:
         w("WARNING: the search code changed between the runs compared below.")
@@ -1791,7 +1401,7 @@ def report(args) -> str:
             w("")
             q = run["datasets"][name]["queries"]
             w(f"-- queries, {variant}: {len(q['whoosh'])} queries x {q['rounds']} rounds; 1-min load "
-              f"{q['load'][0]:.2f} -> {q['load'][1]:.2f}")
+              f"{q['load'][0]:.2f} -> {q['load'][1]:.2f}; array cache {q.get('array_cache_bytes', 0) / 2**20:.0f} MB")
             all_w = [v for values in q["whoosh"].values() for v in values]
             all_c = [v for values in q["whoosh_cpu"].values() for v in values]
             f_page = [v for values in q["fts"]["page"].values() for v in values]
@@ -1803,6 +1413,10 @@ def report(args) -> str:
               f"{fmt_ms(percentile(all_w, .95))} {fmt_ms(max(all_w))}")
             w(f"{'  same, process CPU':44} {fmt_ms(percentile(all_c, .5))} {fmt_ms(percentile(all_c, .95))} "
               f"{fmt_ms(max(all_c))}")
+            if q.get("cold"):
+                cold = list(q["cold"].values())
+                w(f"{'  cold: first run of each query (warm-up)':44} {fmt_ms(percentile(cold, .5))} "
+                  f"{fmt_ms(percentile(cold, .95))} {fmt_ms(max(cold))}")
             w(f"{'FTS5 trigram: top 20 + snippet (baseline)':44} {fmt_ms(percentile(f_page, .5))} "
               f"{fmt_ms(percentile(f_page, .95))} {fmt_ms(max(f_page))}")
             w(f"{'FTS5 + total count':44} {fmt_ms(percentile(f_count, .5))} {fmt_ms(percentile(f_count, .95))} "
@@ -1848,12 +1462,12 @@ def report(args) -> str:
             if changes:
                 w("")
                 w(change_table(changes["samples"], variant))
-    if "proposals" in runs and "synthetic" in runs["proposals"]["datasets"]:
+    if "whoosh" in runs and "synthetic" in runs["whoosh"]["datasets"]:
         w("")
-        w("== before / after (synthetic), p95 ms")
+        w("== arrays (baseline) / Whoosh's matchers (synthetic), ms")
         b = base["datasets"]["synthetic"]["queries"]
-        p = runs["proposals"]["datasets"]["synthetic"]["queries"]
-        w(f"{'query':42} {'before p50':>10} {'after p50':>10} {'before p95':>10} {'after p95':>10}")
+        p = runs["whoosh"]["datasets"]["synthetic"]["queries"]
+        w(f"{'query':42} {'arrays p50':>10} {'Whoosh p50':>10} {'arrays p95':>10} {'Whoosh p95':>10}")
         for query in QUERIES:
             k = query.key
             w(f"{k[:42]:42} {percentile(b['whoosh'][k], .5):10.1f} {percentile(p['whoosh'][k], .5):10.1f} "
@@ -1865,7 +1479,7 @@ def report(args) -> str:
 
 
 def same_answers(before: dict, after: dict) -> str:
-    """Whether the proposals return the same totals, facets and hits (in order, up to score ties)."""
+    """Whether both engines return the same totals, facets and hits (in order, up to score ties)."""
     problems = []
     for query in QUERIES:
         b, a = before.get(query.key), after.get(query.key)
@@ -1890,8 +1504,8 @@ def same_answers(before: dict, after: dict) -> str:
             differ = [sc for sc in set(gb) | set(ga) if gb.get(sc) != ga.get(sc) and round(tail or 0, 2) != sc]
             problems.append(f"{query.key}: hits {'differ' if differ else 'reordered among equal scores'}")
     if not problems:
-        return "Same answers before/after: totals, facet counts and hits identical for every query."
-    return "Answers before/after: " + "; ".join(problems)
+        return "Same answers from both engines: totals, facet counts and hits identical for every query."
+    return "Answers of the two engines: " + "; ".join(problems)
 
 
 def change_table(samples: list[dict], variant: str) -> str:
@@ -1901,9 +1515,12 @@ def change_table(samples: list[dict], variant: str) -> str:
         if not chosen:
             continue
         lines.append(f"-- one note's change visible to search, {variant}: {label}, {len(chosen)} samples")
-        rows = [("commit -> visible (target p95 <= 150 ms)", [s["visible"] for s in chosen]),
-                ("  session.commit() incl. sync", [s["commit"] for s in chosen]),
-                ("    DB commit (commit - sync)", [s["commit"] - s["inside"].get("sync", 0) for s in chosen])]
+        rows = [("commit -> visible (target p95 <= 150 ms)", [s["visible"] for s in chosen])]
+        if all("visible_cpu" in s for s in chosen):
+            rows.append(("  same, process CPU", [s["visible_cpu"] for s in chosen]))
+        rows += [
+            ("  session.commit() incl. sync", [s["commit"] for s in chosen]),
+            ("    DB commit (commit - sync)", [s["commit"] - s["inside"].get("sync", 0) for s in chosen])]
         keys = ["sync", "writer open", "apply", "writer.update_document", "writer.add_document",
                 "writer.delete_by_term", "writer.delete_document", "whoosh commit", "searcher refresh"]
         for key in keys:
@@ -1954,22 +1571,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-corpus", action="store_true", help="skip the real corpus")
     parser.add_argument("--plan-b", action="store_true",
                         help="also build and time FTS5 over the portal's own tokens (experimental)")
-    parser.add_argument("--proposals", nargs="?", const="", default=None, metavar="NAMES",
-                        help="also measure with the proposals monkeypatched in: all, or a comma-separated "
-                             f"subset of {','.join(PROPOSALS)}")
-    parser.add_argument("--only-proposals", action="store_true", help="measure only with the proposals")
+    parser.add_argument("--compare-whoosh", action="store_true",
+                        help="also measure with search on Whoosh's own matchers (engine=\"whoosh\") and "
+                             "compare the answers")
+    parser.add_argument("--changes-only", action="store_true",
+                        help="only re-measure the change latency (synthetic, on copies of its own), print it")
     parser.add_argument("--profile", action="store_true", help="profile slow queries and edits (pyinstrument)")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="per-query table for every variant")
-    parser.add_argument("--proposal-names", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--label", default="", help="suffix of the proposals results file (to keep several)")
     parser.add_argument("--stage", choices=("build-db", "index", "fts", "fts-tok", "measure"), help=argparse.SUPPRESS)
     parser.add_argument("--dataset", choices=("synthetic", "corpus"), help=argparse.SUPPRESS)
-    parser.add_argument("--variant", choices=("baseline", "proposals"), default="baseline", help=argparse.SUPPRESS)
+    parser.add_argument("--variant", choices=("baseline", "whoosh"), default="baseline", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     dsets = datasets(args)
 
+    if args.changes_only:
+        stage_measure(args, "baseline")
+        return
     if args.stage:
         if args.stage == "measure":
             stage_measure(args, args.variant)
@@ -2004,15 +1623,10 @@ def main(argv: list[str] | None = None) -> None:
             if args.plan_b and (fresh or args.reindex or "fts_tok" not in meta):
                 print(f"Building the plan B table for {name} …", flush=True)
                 run_stage(["--stage", "fts-tok", "--dataset", name, *passthrough])
-        if args.only_proposals and args.proposals is None:
-            args.proposals = ""
-        variants = ["proposals"] if args.only_proposals else (
-            ["baseline", "proposals"] if args.proposals is not None else ["baseline"])
+        variants = ["baseline", "whoosh"] if args.compare_whoosh else ["baseline"]
         for variant in variants:
             print(f"Measuring ({variant}) …", flush=True)
-            extra = [f"--proposal-names={args.proposals}"] if variant == "proposals" and args.proposals else []
-            extra += [f"--label={args.label}"] if args.label else []
-            run_stage(["--stage", "measure", "--variant", variant, *passthrough, *extra])
+            run_stage(["--stage", "measure", "--variant", variant, *passthrough])
     print()
     print(report(args))
 

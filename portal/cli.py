@@ -196,8 +196,9 @@ def notes_import(file: Path, channel_slug: str, author_email: str, as_json: bool
 
 @search_cli.command("sync")
 def search_sync() -> None:
-    """Apply pending outbox entries to this host's index."""
-    applied = search_service.sync(current_app._get_current_object())
+    """Apply pending outbox entries to this host's index and merge its small segments (run it
+    every minute or so from cron or a systemd timer)."""
+    applied = search_service.sync(current_app._get_current_object(), merge=True)
     click.echo(f"Applied {applied} pending changes; the index is up to date.")
 
 

@@ -12,7 +12,7 @@ from portal.search.index import SearchIndex
 
 def init_app(app: Flask) -> None:
     """Open this host's index (PORTAL_SEARCH_DIR, default <instance>/search; "memory" for tests),
-    hook the outbox onto the app's sessions and apply what is pending."""
+    hook the outbox onto the app's sessions, apply what is pending and warm the index's caches."""
     from portal.services import search
 
     directory = app.config.get("SEARCH_DIR") or str(Path(app.instance_path) / "search")
@@ -23,3 +23,4 @@ def init_app(app: Flask) -> None:
     event.listen(sessions, "after_rollback", search.forget_after_rollback)
     with app.app_context():
         search.sync(app)
+    app.extensions["search_index"].warm()

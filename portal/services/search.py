@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 # a later one committed, as PostgreSQL sequences allow) are re-checked for this long.
 GAP_SECONDS = 600
 BATCH = 2000
+# Small index segments (one per unmerged commit) slow every search a little; see sync().
+MERGE_AT = 8
+MERGE_ANYWAY = 32
 CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
 CITATION_IN_TEXT = re.compile(
     r"\b(DSA|DMA|GDPR|AI\s+Act|APPI|TFDPA|MSCA|IDPA)\s*(?:Art(?:icle)?\.?)?\s*(\d+(?:-\d+)?)((?:\([0-9a-z]+\))*)",
@@ -166,9 +169,20 @@ def has_pending(session: Session, index: SearchIndex) -> bool:
     return newest > position["applied"] or bool(position["gaps"])
 
 
-def sync(app: Flask, *, timeout: float = 10.0) -> int:
-    """Apply outbox rows beyond this index's position; returns how many rows were applied."""
+def sync(app: Flask, *, timeout: float = 10.0, merge: bool = False) -> int:
+    """Apply outbox rows beyond this index's position; returns how many rows were applied.
+
+    Commits do not merge segments (merging can take longer than the change itself). merge=True,
+    as `flask --app portal search sync` run periodically does, merges small segments once
+    MERGE_AT have piled up; without it, only once MERGE_ANYWAY have.
+    """
     index = index_for(app)
+    applied = _apply_pending(app, index, timeout)
+    index.merge_small_segments(threshold=MERGE_AT if merge else MERGE_ANYWAY)
+    return applied
+
+
+def _apply_pending(app: Flask, index: SearchIndex, timeout: float) -> int:
     with app.extensions["db_sessionmaker"]() as session:
         try:
             if not has_pending(session, index):
@@ -178,7 +192,7 @@ def sync(app: Flask, *, timeout: float = 10.0) -> int:
             return 0
         total = 0
         while True:
-            with index.writer(timeout=timeout) as writer:
+            with index.writer(timeout=timeout, merge=False) as writer:
                 position = index.position()
                 gaps = {int(k): v for k, v in position.get("gaps", {}).items()}
                 rows = session.execute(
