@@ -23,11 +23,13 @@ class IdConverter(BaseConverter):
 
 
 def register(app: Flask) -> None:
+    from portal import api
     from portal.views import admin, auth, channels, main, notes, search
 
     app.url_map.converters["id"] = IdConverter
     for module in (auth, main, channels, notes, search, admin):
         app.register_blueprint(module.bp)
+    api.register(app)
 
     @app.context_processor
     def globals_for_templates():
