@@ -18,6 +18,7 @@ from portal.services import audit
 # "ptk_<prefix>_<secret>": the prefix names the token in lists, audit records and `tokens revoke`;
 # the secret carries 256 bits, so a plain SHA-256 (no salt, no slow hash) is enough to store it.
 TOKEN_MARK = "ptk"
+PREFIX_LENGTH = 8
 DEFAULT_DAYS = 90
 MAX_DAYS = 366
 NAME_MAX = 100
@@ -43,7 +44,7 @@ def create_token(
         errors["email"] = f"{user.email} is deactivated."
     if errors:
         raise ValidationError(errors)
-    prefix = secrets.token_hex(4)
+    prefix = secrets.token_hex(PREFIX_LENGTH // 2)
     text = f"{TOKEN_MARK}_{prefix}_{secrets.token_urlsafe(32)}"
     now = utcnow()
     token = ApiToken(user=user, name=name, prefix=prefix, token_hash=_digest(text), scope=scope,
@@ -83,10 +84,11 @@ def token_by_id_or_prefix(session: Session, key: str) -> ApiToken:
     key = key.strip()
     if key.startswith(f"{TOKEN_MARK}_"):
         key = key.split("_")[1]
-    query = select(ApiToken).where(ApiToken.prefix == key.lower())
-    if key.isdigit() and len(key) < 16:
-        query = select(ApiToken).where((ApiToken.id == int(key)) | (ApiToken.prefix == key))
-    token = session.scalar(query)
+    # Prefixes are 8 hex digits; an id is a shorter number.
+    if key.isdigit() and len(key) < PREFIX_LENGTH:
+        token = session.get(ApiToken, int(key))
+    else:
+        token = session.scalar(select(ApiToken).where(ApiToken.prefix == key.lower()))
     if token is None:
         raise NotFound(f"No token {key!r}.")
     return token

@@ -24,10 +24,10 @@ class IdConverter(BaseConverter):
 
 def register(app: Flask) -> None:
     from portal import api
-    from portal.views import admin, auth, channels, main, notes, search
+    from portal.views import admin, auth, channels, main, notes, search, tokens
 
     app.url_map.converters["id"] = IdConverter
-    for module in (auth, main, channels, notes, search, admin):
+    for module in (auth, main, channels, notes, search, admin, tokens):
         app.register_blueprint(module.bp)
     api.register(app)
 
