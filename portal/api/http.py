@@ -108,15 +108,26 @@ def json_body(schema: str) -> dict:
         elif error.validator == "required":
             errors.setdefault(name, "This field is required.")
         else:
-            errors.setdefault(name, _plain(error.message))
+            errors.setdefault(name, _explain(error))
     if errors:
         raise Problem(422, "The body does not fit the schema.", errors)
     return data
 
 
-def _plain(message: str) -> str:
-    """jsonschema's message, cut short: it repeats the value sent, which may be long note text."""
-    return message if len(message) <= 200 else message[:200] + "…"
+def _explain(error) -> str:
+    """What the schema wanted, without repeating the value sent (it may be long note text)."""
+    wanted = error.validator_value
+    if error.validator == "type":
+        return f"Expected {' or '.join(wanted) if isinstance(wanted, list) else wanted}."
+    if error.validator == "anyOf":
+        return f"Expected {' or '.join(sub.get('type', 'another value') for sub in wanted)}."
+    if error.validator == "enum":
+        return f"One of: {', '.join(map(str, wanted))}."
+    if error.validator == "maxLength":
+        return f"At most {wanted} characters."
+    if error.validator in ("minLength", "minimum", "maximum"):
+        return f"{error.validator} is {wanted}."
+    return "Not valid here."
 
 
 # JSON out, ETags and preconditions ---------------------------------------------------------------
