@@ -176,10 +176,14 @@ def read_cursor(listing: str):
     try:
         name, position = _signer().loads(raw)
     except (BadSignature, ValueError, TypeError):
-        raise Problem(400, "The cursor is not one this API gave out.", {"cursor": "Not a valid cursor."}) from None
+        raise bad_cursor() from None
     if name != listing:
         raise Problem(400, "The cursor belongs to another listing.", {"cursor": "Not a cursor for this list."})
     return position
+
+
+def bad_cursor() -> Problem:
+    return Problem(400, "The cursor is not one this API gave out.", {"cursor": "Not a valid cursor."})
 
 
 def int_arg(name: str, default: int, low: int, high: int) -> int:

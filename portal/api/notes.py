@@ -34,7 +34,7 @@ def _note_list(channel: Channel | None):
         try:
             after = (datetime.fromisoformat(position[0]), int(position[1]))
         except (TypeError, ValueError, IndexError):
-            raise http.Problem(400, "The cursor is not one this API gave out.", {"cursor": "Not a valid cursor."}) from None
+            raise http.bad_cursor() from None
     rows, more = notes.notes_after(get_session(), http.reader(), channel=channel, kind=kind, after=after, limit=limit)
     cursor = http.make_cursor(listing, [rows[-1].last_activity_at.isoformat(), rows[-1].id]) if more else None
     return http.respond({"items": [represent.note(n, date.today()) for n in rows], "next_cursor": cursor})

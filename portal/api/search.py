@@ -21,7 +21,7 @@ def search_page(query: str, *, sort: str, listing: str, only_notes: bool = False
     limit = http.int_arg("limit", 30, 1, 100)
     page = http.read_cursor(listing) or 1
     if not isinstance(page, int) or not 1 <= page <= MAX_PAGE:
-        raise http.Problem(400, "The cursor is not one this API gave out.", {"cursor": "Not a valid cursor."})
+        raise http.bad_cursor()
     user = http.reader()
     result = search_service.search(get_session(), user, query, today=date.today(), sort=sort, page=page,
                                    per_page=limit, facets=False, lang=user.lang, only_notes=only_notes)

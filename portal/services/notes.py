@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from portal import auth
 from portal.db import utcnow
@@ -376,5 +376,6 @@ def notes_after(
         activity, note_id = after
         query = query.where((Note.last_activity_at < activity)
                             | ((Note.last_activity_at == activity) & (Note.id < note_id)))
+    query = query.options(selectinload(Note.topics), selectinload(Note.citations), selectinload(Note.milestones))
     rows = list(session.scalars(query.order_by(Note.last_activity_at.desc(), Note.id.desc()).limit(limit + 1)))
     return rows[:limit], len(rows) > limit
