@@ -91,6 +91,19 @@ def api_for(app, db):
     return make
 
 
+@pytest.fixture
+def app_with(tmp_path):
+    """Another app on the same database, with other settings; its connections are closed afterwards."""
+    made = []
+
+    def make(**overrides):
+        made.append(make_app(tmp_path, **overrides))
+        return made[-1]
+    yield make
+    for other in made:
+        other.extensions["db_engine"].dispose()
+
+
 def content_state(db) -> dict:
     """Everything a request could half-write: notes, revisions, replies, citations, the search outbox."""
     db.rollback()
@@ -204,9 +217,9 @@ def test_requests_without_a_valid_token_get_401(app, db, world, api_for):
     assert len(refused) == 3  # the expired, the revoked and the deactivated owner's token
 
 
-def test_with_csrf_on_tokens_post_and_cookies_alone_do_not(tmp_path, db, world, api_for):
+def test_with_csrf_on_tokens_post_and_cookies_alone_do_not(app_with, db, world, api_for):
     """CSRF protection stays on for the web; the API needs none, because a cookie opens nothing there."""
-    guarded = make_app(tmp_path, WTF_CSRF_ENABLED=True)
+    guarded = app_with(WTF_CSRF_ENABLED=True)
     script = Api(guarded, api_for(world.eu_member).token)
     note = world.notes["joint"]
     assert script.post(f"/api/v1/notes/{note.id}/replies", json={"body": "Sent by a script"}).status_code == 201
@@ -408,14 +421,18 @@ def test_unknown_routes_and_methods_answer_problems(db, world, api_for):
     script = api_for(world.eu_member)
     assert problem_of(script.get("/api/v1/nothing-here"), 404)["detail"] == \
         problem_of(script.get("/api/v1/notes/987654321"), 404)["detail"]
+    # Past the 32-bit id columns of PostgreSQL: not found, never an overflow.
+    problem_of(script.get("/api/v1/notes/2147483648"), 404)
+    problem_of(script.post(f"/api/v1/notes/{world.notes['joint'].id}/replies",
+                           json={"body": "x", "parent_id": 2147483648}), 422)
     response = script("PUT", f"/api/v1/notes/{world.notes['joint'].id}")
     problem_of(response, 405)
     assert "PATCH" in response.headers["Allow"]
 
 
-def test_a_server_error_is_a_problem_too(tmp_path, db, world, api_for):
+def test_a_server_error_is_a_problem_too(app_with, db, world, api_for):
     """A real failure (a table gone) answers 500 as problem details, without the cause, and is audited."""
-    fragile = make_app(tmp_path, PROPAGATE_EXCEPTIONS=False)
+    fragile = app_with(PROPAGATE_EXCEPTIONS=False)
     script = Api(fragile, api_for(world.eu_member).token)
     db.close()
     with engine().begin() as connection:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from portal.models.channels import VISIBILITIES
 from portal.models.notes import CASE_STATUSES, KINDS, LANGS, MARKINGS
 from portal.models.tokens import SCOPES
+from portal.views import MAX_ID
 
 
 def ref(name: str) -> dict:
@@ -24,7 +25,7 @@ def strict(properties: dict, required: list[str] | None = None) -> dict:
             "required": list(properties) if required is None else required}
 
 
-ID = {"type": "integer", "minimum": 1}
+ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 TEXT = {"type": "string"}
 TIME = {"type": "string", "format": "date-time"}
 DAY = {"type": "string", "format": "date"}
@@ -162,10 +163,9 @@ def path(name: str, schema: dict) -> dict:
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
-PATH_ID = {"type": "integer", "minimum": 1, "maximum": 999_999_999_999_999_999}
 SLUG = path("slug", {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"})
-NOTE_ID = path("note_id", PATH_ID)
-REPLY_ID = path("reply_id", PATH_ID)
+NOTE_ID = path("note_id", ID)
+REPLY_ID = path("reply_id", ID)
 IF_MATCH = {"name": "If-Match", "in": "header", "required": True, "schema": TEXT,
             "description": "The ETag of the note or reply as you read it (428 without it, 412 when stale)."}
 PAGE = [query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 30}, "Items per page."),
