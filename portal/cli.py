@@ -14,6 +14,7 @@ from portal import db
 from portal.errors import DomainError
 from portal.services import accounts, channels, content, demo, importer
 from portal.services import search as search_service
+from portal.services import tokens
 
 orgs_cli = AppGroup("orgs", help="Organisations.")
 users_cli = AppGroup("users", help="Accounts and invitations.")
@@ -25,6 +26,7 @@ search_cli = AppGroup("search", help="The full-text index.")
 def register(app: Flask) -> None:
     for command in (init, demo_command, orgs_cli, users_cli, channels_cli, notes_cli, search_cli):
         app.cli.add_command(command)
+    app.cli.add_command(tokens_cli)
 
 
 def _fail(error: DomainError) -> None:
@@ -261,3 +263,52 @@ def search_query(text: str, email: str, as_json: bool, limit: int) -> None:
     for row in rows:
         click.echo(f"{row['id']}\t{row['external_id'] or '-'}\t{row['kind']}\t{row['score']}\t{row['title']}\t{row['url']}")
         click.echo(f"\t{row['snippet']}")
+
+
+tokens_cli = AppGroup("tokens", help="Personal API tokens.")
+
+
+@tokens_cli.command("create")
+@click.argument("email")
+@click.option("--scope", required=True, type=click.Choice(["read", "write"]))
+@click.option("--expires", "days", default=90, show_default=True, type=int, help="Days until it expires.")
+@click.option("--name", default="", help="What the token is for.")
+def tokens_create(email: str, scope: str, days: int, name: str) -> None:
+    """Issue a token for a user; it is printed once, as the last word of the output."""
+    def work(session):
+        return tokens.create_token(session, accounts.user_by_email(session, email), scope=scope, days=days,
+                                   name=name, actor=None)
+
+    token, text = _commit_or_fail(work)
+    click.echo(f"Token {token.id} ({token.prefix}, {token.scope}) for {email}, expires "
+               f"{token.expires_at:%Y-%m-%d %H:%M} UTC. It is shown only now: {text}")
+
+
+@tokens_cli.command("revoke")
+@click.argument("key", metavar="ID|PREFIX")
+def tokens_revoke(key: str) -> None:
+    """Revoke a token by its id or prefix."""
+    def work(session):
+        token = tokens.token_by_id_or_prefix(session, key)
+        tokens.revoke_token(session, token, actor=None)
+        return token
+
+    token = _commit_or_fail(work)
+    click.echo(f"Revoked token {token.id} ({token.prefix}) of {token.user.email}.")
+
+
+@tokens_cli.command("list")
+@click.argument("email")
+def tokens_list(email: str) -> None:
+    """A user's tokens: id, prefix, scope, expiry, last use and state."""
+    session = db.get_session()
+    try:
+        user = accounts.user_by_email(session, email)
+    except DomainError as error:
+        _fail(error)
+    now = db.utcnow()
+    for token in tokens.tokens_of(session, user):
+        state = "revoked" if token.revoked_at else "expired" if token.expires_at <= now else "active"
+        used = f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "never"
+        click.echo(f"{token.id}\t{token.prefix}\t{token.scope}\texpires {token.expires_at:%Y-%m-%d}\t"
+                   f"last used {used}\t{state}\t{token.name}")

@@ -29,7 +29,7 @@ runs against the same world. Each actor gets a fresh `world` (one signed-in sess
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Callable
 from urllib.parse import urlsplit
@@ -40,6 +40,7 @@ from sqlalchemy import and_, select
 import portal.models  # noqa: F401  (every table on Base.metadata)
 from portal.db import Base, engine
 from portal.services import accounts, notes, replies
+from portal.services import tokens as api_tokens
 from tests.conftest import PASSWORD, login
 
 # ---------------------------------------------------------------------------------------------------
@@ -176,6 +177,8 @@ class Fx:
     invitation_token: str
     eu_org_id: int
     missing_channel: Chan
+    tokens: dict[str, int] = field(default_factory=dict)  # each official's API token id, by actor name
+    token_texts: dict[str, str] = field(default_factory=dict)
 
     def note(self, key: str) -> NoteRes:
         return next(n for n in self.notes if n.key == key)
@@ -244,12 +247,14 @@ def build(db, world) -> Fx:
     pending = accounts.create_user(db, email="nina@ec.example.eu", name="Nina Pending",
                                    organisation=users["eu_member"].organisation, role="member")
     link = accounts.invite(db, pending, actor=users["eu_admin"])
+    issued = {name: api_tokens.create_token(db, user, scope="write", actor=None) for name, user in users.items()}
     db.commit()
     missing = Chan("missing", "no-such-channel", exists=False)
     note_list.append(NoteRes("missing", MISSING_ID, missing, exists=False))
     reply_list.append(ReplyRes("missing", MISSING_ID, note_list[-1], exists=False))
     return Fx(chans, note_list, reply_list, secrets, users, pending.id, link.rsplit("/", 1)[1],
-              users["eu_member"].organisation_id, missing)
+              users["eu_member"].organisation_id, missing, {name: t.id for name, (t, _) in issued.items()},
+              {name: text for name, (_, text) in issued.items()})
 
 
 def may_know(actor: Actor, secret: Secret, path: str) -> bool:
@@ -485,6 +490,7 @@ class Route:
     methods: tuple[str, ...] = ("GET",)
     form: Callable[[Fx, Res], dict] = lambda fx, res: {}
     public: bool = False  # reachable without signing in
+    api: bool = False  # a JSON API route: sent with the actor's token (not the cookie), a JSON body, If-Match
 
 
 def get(resources, expect, **kw) -> Route:
@@ -496,6 +502,49 @@ def post(resources, expect, form=lambda fx, res: {}, **kw) -> Route:
 
 
 page = signed_in(lambda actor, obj, method: 200)  # a page every signed-in official may open
+
+
+# The JSON API: the same rules, with a token instead of a session; anonymous requests get 401, not /login.
+def with_token(expect):
+    def wrapped(actor: Actor, res: Res, method: str):
+        return 401 if actor.anonymous else expect(actor, res.obj, method)
+    return wrapped
+
+
+def api(resources, expect, method: str = "GET", body=lambda fx, res: {}, **kw) -> Route:
+    return Route(resources, with_token(expect), (method,), body, api=True, **kw)
+
+
+def changed(status: int) -> Outcome:
+    return Outcome(status, changes=True)
+
+
+def expect_api_note_write(actor, note, method):
+    """PATCH and DELETE: the author or a moderator, in a writable channel; deleted notes are gone (404)."""
+    if hidden_note(actor, note):
+        return 404
+    return refused_write(actor, note.channel, note.author) or changed(200 if method == "PATCH" else 204)
+
+
+def expect_api_reply_write(actor, reply, method):
+    if hidden_reply(actor, reply):
+        return 404
+    return refused_write(actor, reply.note.channel, reply.author) or changed(200)
+
+
+def expect_api_post_note(actor, chan, method):
+    if hidden_channel(actor, chan):
+        return 404
+    return 403 if chan.archived else changed(201)
+
+
+def expect_api_reply(actor, note, method):
+    if hidden_note(actor, note):
+        return 404
+    return 403 if note.channel.archived else changed(201)
+
+
+API_NOTE = {"kind": "update", "title": "Posted by the matrix", "body": "Matrix body", "lang": "en"}
 
 
 ROUTES: dict[str, Route] = {
@@ -574,6 +623,30 @@ ROUTES: dict[str, Route] = {
     "admin.archive": post(channels_of, admins_only(lambda a, c, m: 302 if c.exists else 404),
                           lambda fx, r: {"archive": "1"}),
     "admin.deleted": get(nothing, admins_only(lambda a, o, m: 200)),
+    # Personal API tokens: each official's own (revoking someone else's, or a missing one, is 404).
+    "tokens.index": Route(nothing, signed_in(lambda a, o, m: 200), ("GET", "POST"),
+                          lambda fx, r: {"name": "Matrix", "scope": "read", "days": "30"}),
+    "tokens.revoke": post(lambda fx: [Res(f"token:{name}", {"token_id": token_id}, name)
+                                      for name, token_id in [*fx.tokens.items(), ("missing", MISSING_ID)]],
+                          signed_in(lambda a, owner, m: 302 if a.name == owner else 404)),
+    # The JSON API, with the actor's token.
+    "api.openapi": Route(nothing, lambda a, r, m: 200, public=True, api=True),  # the description is public
+    "api.account.me": api(nothing, lambda a, o, m: 200),
+    "api.channels.index": api(nothing, lambda a, o, m: 200),
+    "api.channels.show": api(channels_of, lambda a, c, m: 404 if hidden_channel(a, c) else 200),
+    "api.notes.index": api(nothing, lambda a, o, m: 200),
+    "api.notes.channel_index": api(channels_of, lambda a, c, m: 404 if hidden_channel(a, c) else 200),
+    "api.notes.create": api(channels_of, expect_api_post_note, "POST", lambda fx, r: API_NOTE),
+    "api.notes.show": api(notes_of, lambda a, n, m: 404 if hidden_note(a, n) else 200),
+    "api.notes.edit": api(notes_of, expect_api_note_write, "PATCH", lambda fx, r: {"title": "Edited by the matrix"}),
+    "api.notes.delete": api(notes_of, expect_api_note_write, "DELETE"),
+    "api.notes.thread": api(notes_of, lambda a, n, m: 404 if hidden_note(a, n) else 200),
+    "api.notes.reply": api(notes_of, expect_api_reply, "POST", lambda fx, r: {"body": "A reply from the matrix"}),
+    "api.notes.show_reply": api(replies_of, lambda a, r, m: 404 if hidden_reply(a, r) else 200),
+    "api.notes.edit_reply": api(replies_of, expect_api_reply_write, "PATCH",
+                                lambda fx, r: {"body": "Reply edited by the matrix"}),
+    # Without q: a bad request for everyone with a token (what each reader finds: tests/test_api.py).
+    "api.search.index": api(nothing, lambda a, o, m: 400),
 }
 
 
@@ -647,7 +720,8 @@ def test_every_route_is_in_the_matrix(app):
     for rule in rules:
         assert methods_of(rule) == set(ROUTES[rule.endpoint].methods), f"{rule.rule}: methods differ"
         assert ROUTES[rule.endpoint].public == (rule.endpoint in ("auth.login", "auth.invitation",
-                                                                  "auth.switch_language"))
+                                                                  "auth.switch_language", "api.openapi"))
+        assert ROUTES[rule.endpoint].api == rule.rule.startswith("/api/")
     # The one rule the matrix skips: static files are served to anyone.
     with app.test_client().get("/static/portal.css") as response:
         assert response.status_code == 200
@@ -656,8 +730,8 @@ def test_every_route_is_in_the_matrix(app):
 class ActorClient:
     """Sends one request as one actor, from a fresh client carrying that actor's session cookie."""
 
-    def __init__(self, app, cookie: str | None):
-        self.app, self.cookie = app, cookie
+    def __init__(self, app, cookie: str | None, token: str | None = None):
+        self.app, self.cookie, self.token = app, cookie, token
 
     def open(self, path: str, method: str, data: dict | None = None):
         client = self.app.test_client()
@@ -665,13 +739,27 @@ class ActorClient:
             client.set_cookie("session", self.cookie)
         return client.open(path, method=method, data=data)
 
+    def call(self, path: str, method: str, body: dict | None = None):
+        """An API request with the actor's token only (and the cookie, which must not count);
+        a change carries If-Match with the ETag the actor reads first, as a client would."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        if method in ("PATCH", "DELETE"):
+            headers["If-Match"] = self.open_api(path, "GET", headers).headers.get("ETag", '"unread"')
+        return self.open_api(path, method, headers, body)
+
+    def open_api(self, path: str, method: str, headers: dict, body: dict | None = None):
+        client = self.app.test_client()
+        if self.cookie is not None:
+            client.set_cookie("session", self.cookie)
+        return client.open(path, method=method, headers=headers, json=body if method in ("POST", "PATCH") else None)
+
 
 def sign_in(app, fx: Fx, actor: Actor) -> ActorClient:
     if actor.anonymous:
         return ActorClient(app, None)
     client = app.test_client()
     login(client, fx.users[actor.name])
-    return ActorClient(app, client.get_cookie("session").value)
+    return ActorClient(app, client.get_cookie("session").value, fx.token_texts[actor.name])
 
 
 def leaks(actor: Actor, fx: Fx, path: str, body: str) -> list[str]:
@@ -689,6 +777,7 @@ def test_authorization_matrix(app, db, world, actor_name):
         snapshot = dump(connection)
     failures: list[str] = []
     not_found_page: str | None = None
+    not_found_problem: str | None = None
     requests = 0
 
     for rule in rules_under_test(app):
@@ -709,7 +798,10 @@ def test_authorization_matrix(app, db, world, actor_name):
                 if to_login is None:
                     to_login = actor.anonymous and not route.public
 
-                response = session.open(path, method, route.form(fx, res) if method == "POST" else None)
+                if route.api:
+                    response = session.call(path, method, route.form(fx, res))
+                else:
+                    response = session.open(path, method, route.form(fx, res) if method == "POST" else None)
                 requests += 1
                 body = response.get_data(as_text=True)
                 where = f"{actor.name} {method} {path} [{rule.endpoint} {res.label}]"
@@ -719,7 +811,11 @@ def test_authorization_matrix(app, db, world, actor_name):
                     goes_to_login = urlsplit(response.location).path == "/login"
                     if goes_to_login != to_login:
                         failures.append(f"{where}: redirected to {response.location}")
-                if response.status_code == 404:
+                if response.status_code == 404 and route.api:
+                    not_found_problem = not_found_problem or body
+                    if body != not_found_problem:
+                        failures.append(f"{where}: this 404 problem differs from other 404 problems")
+                elif response.status_code == 404:
                     page_text = CSRF_TOKEN.sub("", body)  # a fresh client gets a fresh token
                     not_found_page = not_found_page or page_text
                     if page_text != not_found_page:
@@ -730,9 +826,15 @@ def test_authorization_matrix(app, db, world, actor_name):
                 with engine().begin() as connection:
                     current = dump(connection, everything=False)
                     touched = changed_tables(snapshot, current)
-                    if bool(touched) != changes:
+                    made = touched
+                    if route.api and session.token and rule.endpoint != "api.openapi":
+                        if "audit_events" not in touched:
+                            failures.append(f"{where}: the use of the token was not audited")
+                        # Each use is audited and stamps the token: bookkeeping, not a change the request made.
+                        made = [name for name in touched if name not in ("audit_events", "api_tokens")]
+                    if bool(made) != changes:
                         failures.append(f"{where}: expected {'a' if changes else 'no'} change, "
-                                        f"changed {touched or 'nothing'}")
+                                        f"changed {made or 'nothing'}")
                     if touched:
                         restore(connection, snapshot, current)
     with engine().connect() as connection:
@@ -779,4 +881,28 @@ def test_lists_show_exactly_the_visible_notes(app, db, world):
             listed = f'href="/channels/{chan.slug}"' in body
             if listed != actor.sees(chan):
                 failures.append(f"{name} /channels: {'lists' if listed else 'omits'} the {key} channel")
+    assert not failures, "\n".join(failures)
+
+
+def test_api_lists_show_exactly_the_visible_notes(app, db, world):
+    """The API's lists, with each official's token: every visible live note, and no other."""
+    fx = build(db, world)
+    db.close()
+    failures = []
+    for name in ACTORS[1:]:
+        actor = Actor(name)
+        client = sign_in(app, fx, actor)
+        shown = [n for n in fx.notes if n.exists and not n.deleted and actor.sees(n.channel)]
+        lists = {"/api/v1/notes?limit=100": shown}
+        for key, chan in fx.channels.items():
+            if actor.sees(chan):
+                lists[f"/api/v1/channels/{chan.slug}/notes?limit=100"] = [n for n in shown if n.channel.key == key]
+        for path, expected in lists.items():
+            response = client.call(path, "GET")
+            got = sorted(note["id"] for note in response.get_json()["items"])
+            if got != sorted(n.id for n in expected):
+                failures.append(f"{name} {path}: {got}, expected {sorted(n.id for n in expected)}")
+        listed = {channel["slug"] for channel in client.call("/api/v1/channels", "GET").get_json()["items"]}
+        if listed != {chan.slug for chan in fx.channels.values() if actor.sees(chan)}:
+            failures.append(f"{name} /api/v1/channels: {sorted(listed)}")
     assert not failures, "\n".join(failures)

@@ -13,9 +13,11 @@ from portal.models.notes import (
     note_topics,
 )
 from portal.models.search import SearchOutbox
+from portal.models.tokens import ApiToken
 
 __all__ = [
     "Act",
+    "ApiToken",
     "Article",
     "AuditEvent",
     "CaseMilestone",

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from portal import auth
 from portal.db import utcnow
@@ -360,3 +360,23 @@ def revision_diffs(note: Note) -> list[tuple[NoteRevision, list[DiffLine], list[
         result.append((revision, diff(old_body, revision.body) if previous else [], changed if previous else []))
         previous = revision
     return list(reversed(result))
+
+
+def notes_after(
+    session: Session, user: User, *, channel: Channel | None = None, kind: str | None = None,
+    after: tuple[datetime, int] | None = None, limit: int = 30,
+) -> tuple[list[Note], bool]:
+    """Live notes this user may see (in one channel, of one kind), most recently active first, from
+    after a (last_activity_at, id) key onwards, and whether more follow: the API's keyset pages."""
+    query = auth.visible_notes(user)
+    if channel is not None:
+        query = query.where(Note.channel_id == channel.id)
+    if kind in KINDS:
+        query = query.where(Note.kind == kind)
+    if after is not None:
+        activity, note_id = after
+        query = query.where((Note.last_activity_at < activity)
+                            | ((Note.last_activity_at == activity) & (Note.id < note_id)))
+    query = query.options(selectinload(Note.topics), selectinload(Note.citations), selectinload(Note.milestones))
+    rows = list(session.scalars(query.order_by(Note.last_activity_at.desc(), Note.id.desc()).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit

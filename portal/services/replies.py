@@ -138,3 +138,8 @@ def reply_in_note(session: Session, note: Note, reply_id: int | None) -> Reply |
     if reply is None or reply.note_id != note.id or reply.is_deleted:
         raise ValidationError(_l("The reply you are answering is not part of this note."))
     return reply
+
+
+def whole_thread(session: Session, note: Note) -> list[Reply]:
+    """Every reply of the note, deleted ones included (they keep the thread's shape), in tree order."""
+    return list(session.scalars(select(Reply).where(Reply.note_id == note.id).order_by(Reply.path)))

@@ -436,8 +436,10 @@ def visibility_filter(session: Session, user: User) -> Query:
 def search(
     session: Session, user: User, raw: str, *, today: date, sort: str = "relevance", page: int = 1,
     per_page: int = 20, facets: bool = True, index: SearchIndex | None = None, lang: str = "en",
+    only_notes: bool = False,
 ) -> SearchPage:
-    """Search as this user: results, counts, facets and snippets only from what they may see now."""
+    """Search as this user: results, counts, facets and snippets only from what they may see now.
+    With only_notes, replies and the regulation index are left out (the API's note listing)."""
     index = index or index_for(current_app)
     if has_pending(session, index):
         try:
@@ -447,6 +449,8 @@ def search(
     resolve = _resolver(session)
     schema = index.schema
     visible = visibility_filter(session, user)
+    if only_notes:
+        visible = And([visible, Term("type", "note")])
 
     def run(relaxed: bool):
         parsed = query_language.split(raw)

@@ -5,18 +5,24 @@ from datetime import date
 
 from flask import Flask, g, redirect, request, url_for
 from flask_login import current_user
-from werkzeug.routing import BaseConverter
+from werkzeug.routing import BaseConverter, ValidationError
 
 from portal import i18n
 from portal.models.notes import CASE_STATUSES, KINDS, MARKINGS
 
 
-class IdConverter(BaseConverter):
-    """Database ids: digits that fit a 64-bit integer, so an absurd id is a 404 rather than an overflow."""
+# Id columns are INTEGER: 32 bits on PostgreSQL (SQLite's are 64).
+MAX_ID = 2**31 - 1
 
-    regex = r"[1-9][0-9]{0,17}"
+
+class IdConverter(BaseConverter):
+    """Database ids: digits that fit the id columns, so an absurd id is a 404 rather than an overflow."""
+
+    regex = r"[1-9][0-9]{0,9}"
 
     def to_python(self, value: str) -> int:
+        if int(value) > MAX_ID:
+            raise ValidationError()  # the rule does not match: 404
         return int(value)
 
     def to_url(self, value) -> str:
@@ -24,11 +30,13 @@ class IdConverter(BaseConverter):
 
 
 def register(app: Flask) -> None:
-    from portal.views import admin, auth, channels, main, notes, search
+    from portal import api
+    from portal.views import admin, auth, channels, main, notes, search, tokens
 
     app.url_map.converters["id"] = IdConverter
-    for module in (auth, main, channels, notes, search, admin):
+    for module in (auth, main, channels, notes, search, admin, tokens):
         app.register_blueprint(module.bp)
+    api.register(app)
 
     @app.context_processor
     def globals_for_templates():
