@@ -7,7 +7,7 @@ from portal import auth
 from portal.db import get_session
 from portal.errors import ValidationError
 from portal.models.notes import KINDS
-from portal.services import channels, content, notes
+from portal.services import channels, content, digests, notes
 from portal.views import require_sign_in
 
 bp = Blueprint("channels", __name__)
@@ -63,7 +63,14 @@ def feed(slug: str):
     db = get_session()
     channel = auth.channel_for(db, current_user, slug)
     rows, _ = notes.channel_notes(db, channel, per_page=50)
-    body = render_template("channels/feed.xml", channel=channel, notes=rows)
+    return atom(channel.name(current_user.lang), url_for("channels.show", slug=channel.slug, _external=True),
+                digests.note_entries(rows, current_user.lang), channel.created_at)
+
+
+def atom(title: str, alternate: str, entries: list, updated):
+    """An Atom response from the one feed template (session and feed-token feeds alike)."""
+    body = render_template("_feed.xml", title=title, alternate=alternate,
+                           entries=entries, updated=updated)
     return body, 200, {"Content-Type": "application/atom+xml; charset=utf-8"}
 
 
