@@ -55,8 +55,12 @@ class Transport:
     def _connect(self) -> smtplib.SMTP:
         config = self.config
         host, security = config["SMTP_HOST"], config.get("SMTP_SECURITY", "starttls")
+        if security not in ("none", "starttls", "tls"):
+            # A typo must not quietly mean sending passwords and notes in clear text.
+            raise MailError(f"PORTAL_SMTP_SECURITY is {security!r}; use none, starttls or tls.")
         port = int(config.get("SMTP_PORT") or (465 if security == "tls" else 587))
         context = ssl.create_default_context()
+        client = None
         try:
             if security == "tls":
                 client = smtplib.SMTP_SSL(host, port, context=context, timeout=30)
@@ -67,8 +71,10 @@ class Transport:
             if config.get("SMTP_USER"):
                 client.login(config["SMTP_USER"], config.get("SMTP_PASSWORD", ""))
         except (smtplib.SMTPException, OSError) as error:
+            if client is not None:
+                client.close()
             # The password is never part of the message: smtplib's errors carry codes and server text.
-            raise MailError(f"Cannot reach the SMTP server {host}:{port} ({security}): {error}") from None
+            raise MailError(f"Could not connect to the SMTP server {host}:{port} ({security}): {error}") from None
         return client
 
     def close(self) -> None:

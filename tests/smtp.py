@@ -48,10 +48,12 @@ class Mailbox:
 
 
 class SMTPServer:
-    def __init__(self):
+    """aiosmtpd in a thread; keyword arguments go to aiosmtpd (tls_context, ssl_context, authenticator…)."""
+
+    def __init__(self, **smtp_parameters):
         self.mailbox = Mailbox()
         self.port = free_port()
-        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port, **smtp_parameters)
 
     def __enter__(self) -> SMTPServer:
         self.controller.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from aiosmtpd.smtp import AuthResult
 from sqlalchemy import event, func, select
 
 from portal.db import engine, utcnow
@@ -290,7 +292,7 @@ def test_unreachable_smtp_is_reported_and_nothing_is_marked_sent(app, db, world,
     result = send(runner)
     app.config["SMTP_PORT"] = smtp.port
     assert result.exit_code == 1
-    assert f"Cannot reach the SMTP server 127.0.0.1:{closed}" in result.output
+    assert f"Could not connect to the SMTP server 127.0.0.1:{closed}" in result.output
     assert "pending for the next run" in result.output
     assert db.scalar(select(func.count()).where(DigestDelivery.status == "sent")) == 0
     assert send(runner).exit_code == 0
@@ -511,3 +513,88 @@ def test_period_boundaries():
     assert digests.period_end("daily", at) == datetime(2026, 11, 19)
     assert digests.period_end("weekly", at) == datetime(2026, 11, 16)
     assert digests.period_around("weekly", date(2026, 11, 22)) == (datetime(2026, 11, 16), datetime(2026, 11, 23))
+
+
+def test_one_click_unsubscribe_works_with_csrf_protection_on(tmp_path, sqlite_template, smtp):
+    """Mail providers POST `List-Unsubscribe=One-Click` with no form token (RFC 8058); the signed token suffices."""
+    app = prepared_app(tmp_path, sqlite_template, WTF_CSRF_ENABLED=True)
+    try:
+        with app.app_context():
+            from portal.db import get_session
+
+            db = get_session()
+            org = accounts.create_organisation(db, slug="dg-cnect", name="DG CNECT", side="eu")
+            user = accounts.create_user(db, email="eva@ec.example.eu", name="Eva", organisation=org)
+            db.commit()
+            [sub] = subscriptions.for_user(db, user)
+            link = digests.unsubscribe_link(user, [sub.id])
+            response = app.test_client().post(urlsplit(link).path, data={"List-Unsubscribe": "One-Click"})
+            assert response.status_code == 200
+            db.expire_all()
+            assert db.get(Subscription, sub.id).is_muted is True
+    finally:
+        with app.app_context():
+            engine().dispose()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Transport security and authentication, against aiosmtpd with a certificate the test makes and trusts.
+
+
+@pytest.fixture
+def certificate(tmp_path, monkeypatch):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # what ssl.create_default_context() trusts
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_digests_go_over_starttls_or_tls_with_authentication(app, db, world, runner, certificate, security):
+    logins = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        logins.append((server.transport.get_extra_info("ssl_object") is not None, auth_data.login,
+                       auth_data.password))
+        return AuthResult(success=auth_data.password == b"correct horse", handled=False)
+
+    # aiosmtpd offers AUTH only after STARTTLS unless told that the connection is TLS from the start.
+    tls = {"tls_context": certificate, "require_starttls": True} if security == "starttls" else {
+        "ssl_context": certificate, "auth_require_tls": False}
+    with SMTPServer(authenticator=authenticator, **tls) as secure:
+        app.config.update(SMTP_PORT=secure.port, SMTP_SECURITY=security, SMTP_USER="portal",
+                          SMTP_PASSWORD="wrong password")
+        follow(db, world.eu_member, topic="dsa")
+        refused = send(runner)
+        assert refused.exit_code == 1 and "535" in refused.output and "wrong password" not in refused.output
+        app.config["SMTP_PASSWORD"] = "correct horse"
+        assert send(runner).exit_code == 0
+        assert len(secure.mailbox.to(world.eu_member.email)) == 1
+    assert logins[-1] == (True, b"portal", b"correct horse")  # credentials only ever went over TLS
+    assert all(encrypted for encrypted, _, _ in logins)
+
+
+def test_an_unknown_smtp_security_setting_is_refused_not_downgraded(app, db, world, runner, smtp):
+    app.config["SMTP_SECURITY"] = "ssl"
+    follow(db, world.eu_member, topic="dsa")
+    result = send(runner)
+    assert result.exit_code == 1 and "PORTAL_SMTP_SECURITY is 'ssl'" in result.output
+    assert smtp.mailbox.messages == []
+
+
+def test_follow_button_on_a_note_subscribes_to_it(app, db, world, client):
+    login(client, world.eu_member)
+    page = client.get(f"/notes/{world.notes['joint'].id}").get_data(as_text=True)
+    assert 'name="target" value="note"' in page
+    assert client.post("/subscriptions", data={"target": "note", "note": str(world.notes["joint"].id),
+                                               "frequency": "immediate"}).status_code == 302
+    listed = client.get("/subscriptions").get_data(as_text=True)
+    assert f"Note #{world.notes['joint'].id}" in listed and "immediate" in listed
+    # Following a note in a channel one cannot read is refused like a missing note.
+    refused = client.post("/subscriptions", data={"target": "note", "note": str(world.notes["jp"].id),
+                                                  "frequency": "immediate"})
+    assert refused.status_code == 400 and f"no note {world.notes['jp'].id} that you can read" in refused.get_data(as_text=True)
