@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from itertools import islice
+from operator import attrgetter
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -36,6 +36,7 @@ from portal.models import (
 from portal.services import audit, subscriptions
 
 SENT_FREQUENCIES = ("immediate", "daily", "weekly")
+FINISHED = ("sent", "empty")  # delivery states that a rerun leaves alone
 PERIOD = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
 # A reader whose last digest is older than this gets one covering this much, not years of backlog.
 CATCH_UP = {"immediate": timedelta(days=2), "daily": timedelta(days=7), "weekly": timedelta(days=28)}
@@ -129,7 +130,11 @@ def period_around(frequency: str, day: date) -> tuple[datetime, datetime]:
 # The items of a period.
 
 
-@dataclass(eq=False)
+COUNTS_AS = {"reply": "replies", "case_status": "cases", "note.case": "cases", "note.update": "updates",
+             "note.question": "questions"}
+
+
+@dataclass(eq=False, slots=True)
 class Item:
     key: str  # "e123" for an event, "o45" for a question becoming overdue, "a45" for one awaiting
     kind: str  # note, reply, case_status, answered, declined, overdue, awaiting
@@ -139,19 +144,19 @@ class Item:
     reply_id: int | None = None
     details: dict = field(default_factory=dict)
     topics: list[Topic] = field(default_factory=list)
+    # Plain copies of what every reader's composition reads: cheaper than the ORM's attributes.
+    channel_id: int = field(init=False)
+    counts_as: str = field(init=False)
+    order: tuple = field(init=False)
 
-    def __lt__(self, other: Item) -> bool:
-        return (self.at, self.key) < (other.at, other.key)
+    def __post_init__(self) -> None:
+        self.channel_id, self.order = self.note.channel_id, (self.at, self.key)
+        kind = f"note.{self.note.kind}" if self.kind == "note" else self.kind
+        self.counts_as = COUNTS_AS.get(kind, kind)
 
     @property
     def is_sensitive(self) -> bool:
         return self.note.marking == "sensitive"
-
-    @property
-    def counts_as(self) -> str:
-        if self.kind == "note":
-            return {"case": "cases", "update": "updates", "question": "questions"}[self.note.kind]
-        return {"reply": "replies", "case_status": "cases"}.get(self.kind, self.kind)
 
     def headline(self, lang: str, *, inside_portal: bool = False) -> str:
         """One line for this item; outside the portal a sensitive note shows only its channel."""
@@ -312,47 +317,34 @@ def compose(session: Session, reader: User, activity: Activity, subs: list[Subsc
     read now, each once; and the open questions addressed to the reader's side in the same scope."""
     since = since or activity.since
     readable = set(session.scalars(select(Channel.id).where(auth.channel_is_visible(reader))))
-    matched: dict[str, Item] = {}
-    group_topic: dict[str, Topic | None] = {}
-    waiting: dict[str, Item] = {}
     side = activity.awaiting.get(reader.side)
-    everything = any(sub.target == "all" for sub in subs)
-    for sub in sorted(subs, key=lambda s: s.target != "topic"):  # a topic subscription names the group
-        if sub.target == "all" and everything:
-            sources = [activity.by_channel.get(cid, ()) for cid in readable]
-            waiting_sources = [side["channel"].get(cid, ()) for cid in readable] if side else []
-        elif everything:
-            continue  # everything is already matched; other subscriptions only name topics
-        else:
-            index, key = {"topic": ("by_topic", sub.topic_id), "channel": ("by_channel", sub.channel_id),
-                          "note": ("by_note", sub.note_id)}[sub.target]
-            sources = [getattr(activity, index).get(key, ())]
-            waiting_sources = [side[sub.target].get(key, ())] if side else []
-        for source in sources:
-            for item in source:
-                if item.key in matched or item.at < since or item.key in skip:
-                    continue
-                if item.note.channel_id not in readable:
-                    continue
-                matched[item.key] = item
-                group_topic[item.key] = sub.topic if sub.target == "topic" else (item.topics or [None])[0]
-        for source in waiting_sources:
-            for item in source:
-                if item.note.channel_id in readable and item.key not in waiting:
-                    waiting[item.key] = item
-    if everything:  # a topic subscription alongside "everything" still names its items' group
-        for sub in subs:
-            if sub.target == "topic":
-                for item in activity.by_topic.get(sub.topic_id, ()):
-                    if item.key in matched:
-                        group_topic[item.key] = sub.topic
-    counts = Counter(item.counts_as for item in matched.values())
+    if any(sub.target == "all" for sub in subs):
+        sources = [activity.by_channel.get(cid, ()) for cid in readable]
+        waiting_sources = [side["channel"].get(cid, ()) for cid in readable] if side else []
+    else:
+        indexes = {"topic": activity.by_topic, "channel": activity.by_channel, "note": activity.by_note}
+        targets = [(sub.target, sub.topic_id or sub.channel_id or sub.note_id) for sub in subs]
+        sources = [indexes[target].get(key, ()) for target, key in targets]
+        waiting_sources = [side[target].get(key, ()) for target, key in targets] if side else []
+    matched: dict[str, Item] = {}
+    # The hot loop of a digest run: every item each subscription matches, so plain attributes only.
+    for source in sources:
+        for item in source:
+            key = item.key
+            if key not in matched and item.channel_id in readable and item.at >= since and key not in skip:
+                matched[key] = item
+    waiting = {item.key: item for source in waiting_sources for item in source if item.channel_id in readable}
+    counts = Counter(map(attrgetter("counts_as"), matched.values()))
     counts["awaiting"] = len(waiting)
     limit = current_app.config["DIGEST_MAX_ITEMS"]
-    items = sorted(heapq.nsmallest(limit, matched.values())) if len(matched) > limit else sorted(matched.values())
-    return Digest(reader, frequency, since, activity.until, items,
-                  list(islice(sorted(waiting.values(), key=lambda i: (i.note.answer_by, i.note.id)), limit)),
-                  counts, len(matched), sorted(sub.id for sub in subs), group_topic)
+    items = heapq.nsmallest(limit, matched.values(), key=attrgetter("order"))
+    subscribed = {sub.topic_id: sub.topic for sub in subs if sub.target == "topic"}
+    # Grouped under the topic subscribed to, else the note's first topic.
+    group_topic = {item.key: next((subscribed[t.id] for t in item.topics if t.id in subscribed),
+                                  item.topics[0] if item.topics else None) for item in items}
+    awaiting = heapq.nsmallest(limit, waiting.values(), key=lambda i: (i.note.answer_by, i.note.id))
+    return Digest(reader, frequency, since, activity.until, items, awaiting, counts, len(matched),
+                  sorted(sub.id for sub in subs), group_topic)
 
 
 def personal_digest(session: Session, reader: User, since: datetime, until: datetime) -> Digest:
@@ -434,25 +426,33 @@ def send_digests(session: Session, *, frequency: str, at: datetime, dry_run: boo
         select(DigestDelivery).where(DigestDelivery.frequency == frequency, DigestDelivery.period_end >= earliest)
     ):
         deliveries[delivery.user_id][delivery.period_key] = delivery
-    activity = Activity(session, earliest, until, sides=("eu", "jp") if frequency != "immediate" else ())
+    since = {user_id: _since(frequency, until, earliest, subs, last_end.get(user_id))
+             for user_id, subs in by_reader.items()}
+    activity = Activity(session, min(since.values()), until,
+                        sides=("eu", "jp") if frequency != "immediate" else ())
     with mail.transport() as transport:
         for number, (user_id, subs) in enumerate(by_reader.items(), 1):
             reader = readers.get(user_id)
             if reader is not None and not report.aborted:
-                _send_to_reader(session, report, transport, reader, subs, activity, deliveries[user_id],
-                                last_end.get(user_id), checkpoint)
+                _send_to_reader(session, report, transport, reader, subs, activity, since[user_id],
+                                deliveries[user_id], checkpoint)
             if progress:
                 progress(number)
     return report
 
 
-FINISHED = ("sent", "empty")
+def _since(frequency: str, until: datetime, earliest: datetime, subs: list[Subscription],
+           last_end: datetime | None) -> datetime:
+    """Where a reader's digest starts: where their last one ended (so a missed run loses nothing), at
+    most CATCH_UP back; an immediate subscription starts when it was made."""
+    if frequency == "immediate":
+        return max(earliest, min(sub.created_at for sub in subs))
+    return max(earliest, min(last_end or until - PERIOD[frequency], until))
 
 
-def _send_to_reader(session, report, transport, reader, subs, activity, deliveries, last_end, checkpoint):
+def _send_to_reader(session, report, transport, reader, subs, activity, since, deliveries, checkpoint):
     frequency, until, dry_run = report.frequency, report.period_end, report.dry_run
     if frequency == "immediate":
-        since = max(activity.since, min(sub.created_at for sub in subs))
         done = {key.partition(":")[2] for key, d in deliveries.items() if d.status in FINISHED}
         digest = compose(session, reader, activity, subs, frequency=frequency, since=since, skip=done)
         singles = [_single(digest, item) for item in digest.items]
@@ -461,7 +461,6 @@ def _send_to_reader(session, report, transport, reader, subs, activity, deliveri
         if key in deliveries and deliveries[key].status in FINISHED:
             report.already_sent += 1
             return
-        since = max(activity.since, min(last_end or until - PERIOD[frequency], until))
         singles = [(key, compose(session, reader, activity, subs, frequency=frequency, since=since))]
     for key, digest in singles:
         existing = deliveries.get(key)

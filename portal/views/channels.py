@@ -8,7 +8,7 @@ from portal.db import get_session
 from portal.errors import ValidationError
 from portal.models.notes import KINDS
 from portal.services import channels, content, digests, notes
-from portal.views import require_sign_in
+from portal.views import atom, require_sign_in
 
 bp = Blueprint("channels", __name__)
 bp.before_request(require_sign_in)
@@ -65,13 +65,6 @@ def feed(slug: str):
     rows, _ = notes.channel_notes(db, channel, per_page=50)
     return atom(channel.name(current_user.lang), url_for("channels.show", slug=channel.slug, _external=True),
                 digests.note_entries(rows, current_user.lang), channel.created_at)
-
-
-def atom(title: str, alternate: str, entries: list, updated):
-    """An Atom response from the one feed template (session and feed-token feeds alike)."""
-    body = render_template("_feed.xml", title=title, alternate=alternate,
-                           entries=entries, updated=updated)
-    return body, 200, {"Content-Type": "application/atom+xml; charset=utf-8"}
 
 
 def form_dict() -> dict:

@@ -10,8 +10,7 @@ from portal.db import get_session, utcnow
 from portal.errors import ValidationError
 from portal.extensions import csrf
 from portal.services import digests, notes, subscriptions
-from portal.views import require_sign_in
-from portal.views.channels import atom
+from portal.views import atom, require_sign_in
 
 bp = Blueprint("digests", __name__)
 FEED_DAYS = 7
