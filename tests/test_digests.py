@@ -598,3 +598,58 @@ def test_follow_button_on_a_note_subscribes_to_it(app, db, world, client):
     refused = client.post("/subscriptions", data={"target": "note", "note": str(world.notes["jp"].id),
                                                   "frequency": "immediate"})
     assert refused.status_code == 400 and f"no note {world.notes['jp'].id} that you can read" in refused.get_data(as_text=True)
+
+
+def test_token_feeds_show_exactly_what_each_official_may_read(app, db, world):
+    """Both ways, for every kind of official: each visible channel's notes are in the feeds, no other."""
+    sees = {  # written out from the portal's rules, not computed by portal/auth.py
+        "eu_member": {"joint", "eu", "private", "archived"}, "outsider": {"joint", "eu", "archived"},
+        "eu_admin": {"joint", "eu", "archived"}, "jp_member": {"joint", "jp", "private", "archived"},
+        "jp_admin": {"joint", "jp", "archived"},
+    }
+    tokens = {name: subscriptions.issue_feed_token(db, getattr(world, name)) for name in sees}
+    db.commit()
+    client = app.test_client()
+    failures = []
+    for name, visible in sees.items():
+        token = tokens[name]
+        digest = client.get(f"/feeds/{token}/digest.atom").get_data(as_text=True)  # the default subscription
+        topic = client.get(f"/feeds/{token}/topics/dsa.atom").get_data(as_text=True)
+        for key, note in world.notes.items():
+            for feed, body in (("digest", digest), ("topic", topic)):
+                if (note.title in body) != (key in visible):
+                    failures.append(f"{name} {feed} feed: {'shows' if note.title in body else 'omits'} {key}")
+            response = client.get(f"/feeds/{token}/channels/{note.channel.slug}.atom")
+            if response.status_code != (200 if key in visible else 404):
+                failures.append(f"{name} {key} channel feed: {response.status_code}")
+            elif key in visible and note.title not in response.get_data(as_text=True):
+                failures.append(f"{name} {key} channel feed omits its note")
+    assert not failures, "\n".join(failures)
+
+
+def test_without_smtp_digests_are_written_as_eml_files(tmp_path, sqlite_template):
+    """The development default: no PORTAL_SMTP_HOST, so each message lands in <instance>/mail/."""
+    from email import message_from_bytes, policy
+
+    from portal.db import get_session
+
+    app = prepared_app(tmp_path, sqlite_template)
+    try:
+        with app.app_context():
+            db = get_session()
+            org = accounts.create_organisation(db, slug="dg-cnect", name="DG CNECT", side="eu")
+            user = accounts.create_user(db, email="eva@ec.example.eu", name="Eva", organisation=org,
+                                        password="a long test passphrase 1")
+            channel = channels.create_channel(db, {"slug": "joint", "name_en": "Joint", "visibility": "joint"},
+                                              actor=None)
+            follow(db, user, channel="joint")
+            post(db, channel, user, "Written to a file")
+        result = app.test_cli_runner().invoke(args=["digests", "send", "--frequency", "daily", "--at", TOMORROW])
+        assert result.exit_code == 0 and "sent 1" in result.output
+        [eml] = (Path(app.instance_path) / "mail").glob("*.eml")
+        message = message_from_bytes(eml.read_bytes(), policy=policy.default)
+        assert message["To"] == "eva@ec.example.eu" and message["List-Unsubscribe"]
+        assert "Written to a file" in message.get_body(("plain",)).get_content()
+    finally:
+        with app.app_context():
+            engine().dispose()
