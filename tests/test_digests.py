@@ -653,3 +653,12 @@ def test_without_smtp_digests_are_written_as_eml_files(tmp_path, sqlite_template
     finally:
         with app.app_context():
             engine().dispose()
+
+
+def test_questions_awaiting_alone_do_not_make_a_digest(app, db, world, smtp, runner):
+    """The private question awaits the EU side, but nothing moved in the period: no message."""
+    follow(db, world.eu_member, topic="dsa")
+    assert send(runner).exit_code == 0
+    result = send(runner, at=(TODAY + timedelta(days=2)).isoformat())
+    assert result.exit_code == 0 and "1 empty" in result.output
+    assert len(smtp.mailbox.to(world.eu_member.email)) == 1

@@ -282,7 +282,8 @@ class Digest:
 
     @property
     def is_empty(self) -> bool:
-        return not self.items and not self.awaiting
+        # Questions awaiting the reader's side are a standing list, not news: alone they send nothing.
+        return self.total == 0
 
     @property
     def hidden(self) -> int:
