@@ -662,3 +662,15 @@ def test_questions_awaiting_alone_do_not_make_a_digest(app, db, world, smtp, run
     result = send(runner, at=(TODAY + timedelta(days=2)).isoformat())
     assert result.exit_code == 0 and "1 empty" in result.output
     assert len(smtp.mailbox.to(world.eu_member.email)) == 1
+
+
+def test_an_immediate_message_unsubscribes_only_the_subscription_that_matched(app, db, world, smtp, runner, client):
+    by_channel = follow(db, world.eu_member, "immediate", channel="joint-channel")
+    by_topic = subscriptions.subscribe(db, world.eu_member, frequency="immediate", topic="gdpr")
+    db.commit()
+    post(db, world.joint, world.jp_member, "Channel only", topics=("dsa",))
+    assert send(runner, "immediate", utcnow().isoformat()).exit_code == 0
+    [message] = smtp.mailbox.to(world.eu_member.email)
+    assert client.post(unsubscribe_path(message)).status_code == 200
+    db.expire_all()
+    assert db.get(Subscription, by_channel.id).is_muted and not db.get(Subscription, by_topic.id).is_muted

@@ -456,7 +456,7 @@ def _send_to_reader(session, report, transport, reader, subs, activity, since, d
     if frequency == "immediate":
         done = {key.partition(":")[2] for key, d in deliveries.items() if d.status in FINISHED}
         digest = compose(session, reader, activity, subs, frequency=frequency, since=since, skip=done)
-        singles = [_single(digest, item) for item in digest.items]
+        singles = [_single(digest, item, subs) for item in digest.items]
     else:
         key = _period_key(frequency, until)
         if key in deliveries and deliveries[key].status in FINISHED:
@@ -495,10 +495,14 @@ def _send_to_reader(session, report, transport, reader, subs, activity, since, d
         report.sent += 1
 
 
-def _single(digest: Digest, item: Item) -> tuple[str, Digest]:
-    """One immediate message per event: the digest cut down to that item."""
+def _single(digest: Digest, item: Item, subs: list[Subscription]) -> tuple[str, Digest]:
+    """One immediate message per event: the digest cut down to that item, and its unsubscribe link to
+    the subscriptions that matched it."""
+    topic_ids = {topic.id for topic in item.topics}
+    matching = [sub.id for sub in subs if sub.target == "all" or sub.topic_id in topic_ids
+                or sub.channel_id == item.channel_id or sub.note_id == item.note.id]
     one = Digest(digest.reader, "immediate", item.at, digest.until, [item], [],
-                 Counter({item.counts_as: 1}), 1, digest.subscription_ids, digest.group_topic)
+                 Counter({item.counts_as: 1}), 1, matching, digest.group_topic)
     return _period_key("immediate", digest.until, item.key), one
 
 
