@@ -200,9 +200,11 @@ def test_an_item_is_listed_once_under_the_topic_subscribed_to(app, db, world, sm
 
 
 def test_immediate_sends_one_message_per_event_once(app, db, world, smtp, runner):
-    follow(db, world.eu_member, "immediate", channel="joint-channel")
+    follow(db, world.eu_member, "daily", channel="joint-channel")
+    # Subscribing again to the same channel changes its frequency rather than adding a second one.
     subscriptions.subscribe(db, world.eu_member, frequency="immediate", channel="joint-channel")
     db.commit()
+    assert [s.frequency for s in subscriptions.for_user(db, world.eu_member)] == ["immediate"]
     first = post(db, world.joint, world.jp_member, "First immediate")
     replies.post_reply(db, first, world.jp_member, "an answer")
     db.commit()
