@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import click
@@ -13,8 +13,8 @@ from flask.cli import AppGroup, with_appcontext
 from portal import db
 from portal.errors import DomainError
 from portal.services import accounts, channels, content, demo, importer
+from portal.services import digests, subscriptions, tokens
 from portal.services import search as search_service
-from portal.services import tokens
 
 orgs_cli = AppGroup("orgs", help="Organisations.")
 users_cli = AppGroup("users", help="Accounts and invitations.")
@@ -24,9 +24,9 @@ search_cli = AppGroup("search", help="The full-text index.")
 
 
 def register(app: Flask) -> None:
-    for command in (init, demo_command, orgs_cli, users_cli, channels_cli, notes_cli, search_cli):
+    for command in (init, demo_command, orgs_cli, users_cli, channels_cli, notes_cli, search_cli,
+                    subscriptions_cli, digests_cli, tokens_cli):
         app.cli.add_command(command)
-    app.cli.add_command(tokens_cli)
 
 
 def _fail(error: DomainError) -> None:
@@ -312,3 +312,89 @@ def tokens_list(email: str) -> None:
         used = f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "never"
         click.echo(f"{token.id}\t{token.prefix}\t{token.scope}\texpires {token.expires_at:%Y-%m-%d}\t"
                    f"last used {used}\t{state}\t{token.name}")
+
+
+subscriptions_cli = AppGroup("subscriptions", help="Topic, channel and note subscriptions.")
+digests_cli = AppGroup("digests", help="Digest e-mails.")
+
+
+def _target_options(command):
+    for option in reversed([
+        click.option("--topic", help="Topic slug from content/topics.json."),
+        click.option("--channel", help="Channel slug (one the user may read)."),
+        click.option("--note", "note_id", type=int, help="Note id: follow one note or case."),
+    ]):
+        command = option(command)
+    return command
+
+
+@subscriptions_cli.command("add")
+@click.argument("email")
+@_target_options
+@click.option("--frequency", required=True, type=click.Choice(["immediate", "daily", "weekly", "in-app"]))
+def subscriptions_add(email: str, topic: str | None, channel: str | None, note_id: int | None,
+                      frequency: str) -> None:
+    """Subscribe a user to a topic, a channel or a note (with none of them: everything they may read)."""
+    subscription = _commit_or_fail(lambda session: subscriptions.subscribe(
+        session, accounts.user_by_email(session, email), frequency=frequency, topic=topic, channel=channel,
+        note_id=note_id))
+    click.echo(f"{email}: {subscriptions.describe(subscription)}, {subscription.frequency}.")
+
+
+@subscriptions_cli.command("list")
+@click.argument("email")
+def subscriptions_list(email: str) -> None:
+    """List a user's subscriptions."""
+    session = db.get_session()
+    try:
+        user = accounts.user_by_email(session, email)
+    except DomainError as error:
+        _fail(error)
+    rows = subscriptions.for_user(session, user)
+    for subscription in rows:
+        muted = " (muted)" if subscription.is_muted else ""
+        click.echo(f"{subscription.id}\t{subscription.frequency}{muted}\t{subscriptions.describe(subscription)}")
+    if not rows:
+        click.echo(f"{email} follows nothing.")
+
+
+@subscriptions_cli.command("remove")
+@click.argument("email")
+@_target_options
+def subscriptions_remove(email: str, topic: str | None, channel: str | None, note_id: int | None) -> None:
+    """Remove a user's subscription to a topic, channel or note (with none of them: to everything)."""
+    def work(session):
+        user = accounts.user_by_email(session, email)
+        subscription = subscriptions.find(session, user, topic=topic, channel=channel, note_id=note_id)
+        label = subscriptions.describe(subscription)
+        subscriptions.remove(session, subscription, actor=None)
+        return label
+
+    click.echo(f"{email}: removed {_commit_or_fail(work)}.")
+
+
+@digests_cli.command("send")
+@click.option("--frequency", required=True, type=click.Choice(["immediate", "daily", "weekly"]))
+@click.option("--at", "at_text", help="Send as if it were this UTC time (ISO 8601); default: now.")
+@click.option("--dry-run", is_flag=True, help="Compose every digest and report; send and record nothing.")
+def digests_send(frequency: str, at_text: str | None, dry_run: bool) -> None:
+    """Send the digests of the last complete period; safe to rerun: nothing is sent twice."""
+    try:
+        at = datetime.fromisoformat(at_text) if at_text else datetime.now(UTC)
+    except ValueError:
+        raise click.BadParameter(f"{at_text!r} is not an ISO time such as 2026-11-21T06:00.", param_hint="--at") from None
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC).replace(tzinfo=None)
+    session = db.get_session()
+    # Each delivery is committed before and after its message goes out: that is what makes reruns safe.
+    report = digests.send_digests(session, frequency=frequency, at=at, dry_run=dry_run, checkpoint=session.commit)
+    verb = "would send" if dry_run else "sent"
+    click.echo(f"{frequency} digests up to {report.period_end.isoformat(timespec='minutes')} UTC: {verb} "
+               f"{report.sent}, {report.already_sent} already sent, {report.empty} empty, "
+               f"{report.items} items, {len(report.failed)} failed.")
+    for email, error in report.failed:
+        click.echo(f"failed: {email}: {error}", err=True)
+    if report.aborted:
+        click.echo(f"Stopped: {report.aborted}. What was not sent stays pending for the next run.", err=True)
+    if report.failed:
+        sys.exit(1)

@@ -28,6 +28,10 @@ DEFAULTS = {
     "PAGE_SIZE": 30,
     # Deeper replies are shown on their own "continue this thread" page.
     "THREAD_MAX_DEPTH": 6,
+    # Unsubscribe links in digests work without signing in for this long.
+    "UNSUBSCRIBE_DAYS": 60,
+    # A digest lists this many items and counts the rest in its summary line.
+    "DIGEST_MAX_ITEMS": 100,
 }
 
 

@@ -6,8 +6,8 @@ import re
 
 from flask import Flask, Response, request
 
-# Invitation links carry a bearer token in their path; access logs must not keep it.
-SECRET_PATHS = re.compile(r"(/invitations/)[^\s?\"]+")
+# Invitation, feed and unsubscribe links carry a bearer token in their path; access logs must not keep it.
+SECRET_PATHS = re.compile(r"(/invitations/|/feeds/|/unsubscribe/)[^\s?\"/]+")
 
 
 class RedactSecretPaths(logging.Filter):

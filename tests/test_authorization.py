@@ -478,6 +478,34 @@ def tokens(fx: Fx) -> list[Res]:
             Res("invitation:bogus", {"token": "not-a-real-invitation"}, "bogus")]
 
 
+BOGUS_TOKEN = "not-a-real-token"
+PUBLIC = {"auth.login", "auth.invitation", "auth.switch_language", "api.openapi", "digests.digest_feed",
+          "digests.channel_feed", "digests.topic_feed", "digests.unsubscribe"}
+
+
+def bad_tokens(fx: Fx) -> list[Res]:
+    return [Res("token:bogus", {"token": BOGUS_TOKEN})]
+
+
+def bad_token_channels(fx: Fx) -> list[Res]:
+    return [Res(f"token:bogus+{c.label}", {"token": BOGUS_TOKEN, "slug": c.slug}, c)
+            for c in [*fx.channels.values(), fx.missing_channel]]
+
+
+def subscriptions_of(fx: Fx) -> list[Res]:
+    """eu_member's default subscription (every official starts with one), and a missing one."""
+    from portal.models import Subscription
+
+    with engine().connect() as connection:
+        own = connection.scalar(select(Subscription.id).where(Subscription.user_id == fx.users["eu_member"].id))
+    return [Res("subscription:eu_member", {"subscription_id": own}, "eu_member"),
+            Res("subscription:missing", {"subscription_id": MISSING_ID}, None)]
+
+
+def expect_own_subscription(actor, owner, method):
+    return 302 if actor.name == owner else 404
+
+
 NEW_PASSWORD = "another long test passphrase 7"
 NOTE_FORM = {"title": "Edited by the matrix", "body": "Edited body", "lang": "en", "marking": "limited",
              "topics": "dsa", "articles": "DSA Art. 16", "answer_by": "2031-01-01", "case_status": "open"}
@@ -647,6 +675,22 @@ ROUTES: dict[str, Route] = {
                                 lambda fx, r: {"body": "Reply edited by the matrix"}),
     # Without q: a bad request for everyone with a token (what each reader finds: tests/test_api.py).
     "api.search.index": api(nothing, lambda a, o, m: 400),
+    # Subscriptions and digests. What digests and token feeds contain, per visibility, is tested both ways
+    # in test_digests.py: here a valid feed token would show its owner's notes to whoever holds the URL.
+    "subscriptions.index": Route(nothing, signed_in(lambda a, o, m: 200 if m == "GET" else 302), ("GET", "POST"),
+                                 lambda fx, r: {"target": "channel", "channel": fx.channels["joint"].slug,
+                                                "frequency": "daily"}),
+    "subscriptions.mute": post(subscriptions_of, signed_in(expect_own_subscription)),
+    "subscriptions.delete": post(subscriptions_of, signed_in(expect_own_subscription)),
+    "subscriptions.feed_token": post(nothing, signed_in(lambda a, o, m: 200)),
+    "subscriptions.revoke_feed_token": post(nothing, signed_in(lambda a, o, m: same(302))),  # none issued yet
+    "digests.show": get(nothing, page),
+    "digests.mark_read": post(nothing, signed_in(lambda a, o, m: 302)),
+    "digests.digest_feed": get(bad_tokens, lambda a, r, m: 404, public=True),
+    "digests.channel_feed": get(bad_token_channels, lambda a, r, m: 404, public=True),
+    "digests.topic_feed": get(lambda fx: [Res("token:bogus+topic:dsa", {"token": BOGUS_TOKEN, "slug": "dsa"})],
+                              lambda a, r, m: 404, public=True),
+    "digests.unsubscribe": Route(bad_tokens, lambda a, r, m: 400, ("GET", "POST"), public=True),
 }
 
 
@@ -719,8 +763,7 @@ def test_every_route_is_in_the_matrix(app):
     assert sorted(set(ROUTES) - endpoints) == [], "entries in ROUTES for routes that no longer exist"
     for rule in rules:
         assert methods_of(rule) == set(ROUTES[rule.endpoint].methods), f"{rule.rule}: methods differ"
-        assert ROUTES[rule.endpoint].public == (rule.endpoint in ("auth.login", "auth.invitation",
-                                                                  "auth.switch_language", "api.openapi"))
+        assert ROUTES[rule.endpoint].public == (rule.endpoint in PUBLIC)
         assert ROUTES[rule.endpoint].api == rule.rule.startswith("/api/")
     # The one rule the matrix skips: static files are served to anyone.
     with app.test_client().get("/static/portal.css") as response:

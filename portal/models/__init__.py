@@ -3,6 +3,7 @@ from portal.models.accounts import Invitation, Organisation, SignInFailure, User
 from portal.models.audit import AuditEvent
 from portal.models.channels import Channel, ChannelMembership
 from portal.models.content import Act, Article, Topic
+from portal.models.digests import DigestDelivery, DigestEvent, DigestRead, FeedToken, Subscription
 from portal.models.notes import (
     CaseMilestone,
     Note,
@@ -35,4 +36,9 @@ __all__ = [
     "Topic",
     "User",
     "note_topics",
+    "DigestDelivery",
+    "DigestEvent",
+    "DigestRead",
+    "FeedToken",
+    "Subscription",
 ]

@@ -22,7 +22,7 @@ from portal.errors import NotFound, SignInRefused, ValidationError
 from portal.i18n import LANGUAGES, time_zones
 from portal.models import Invitation, Organisation, SignInFailure, User
 from portal.models.accounts import ROLES, SIDES, _new_session_token
-from portal.services import audit
+from portal.services import audit, subscriptions
 
 MIN_PASSWORD_LENGTH = 12
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -142,6 +142,7 @@ def create_user(
     session.add(user)
     session.flush()
     audit.record(session, actor, "user.create", "user", user.id, role=role)
+    subscriptions.add_defaults(session, user)
     return user
 
 

@@ -16,7 +16,7 @@ from portal.errors import Forbidden, ValidationError
 from portal.markup import render_markdown
 from portal.models import CaseMilestone, Channel, Note, NoteArticle, NoteRevision, Reply, User
 from portal.models.notes import CASE_STATUSES, KINDS, LANGS, MARKINGS
-from portal.services import audit, content
+from portal.services import audit, content, digests
 
 TITLE_MAX = 300
 
@@ -199,6 +199,7 @@ def post_note(
     )
     session.add(note)
     session.flush()
+    digests.record_event(session, "note", note, actor=author)
     return note
 
 
@@ -209,7 +210,10 @@ def edit_note(session: Session, note: Note, editor: User, data: dict) -> Note:
     latest = note.revisions[-1]
     if (clean.title, clean.body, clean.snapshot()) == (latest.title, latest.body, latest.attributes):
         return note
+    old_status = note.case_status
     _apply(note, clean)
+    if note.case_status != old_status:
+        digests.record_event(session, "case_status", note, actor=editor, **{"from": old_status, "to": note.case_status})
     note.revision += 1
     note.updated_at = utcnow()
     note.revisions.append(
@@ -273,6 +277,7 @@ def accept_answer(session: Session, note: Note, reply: Reply, actor: User) -> No
     note.declined_grounds = ""
     note.last_activity_at = utcnow()
     audit.record(session, actor, "question.accept", "note", note.id, reply_id=reply.id)
+    digests.record_event(session, "answered", note, reply=reply, actor=actor)
 
 
 def decline_question(session: Session, note: Note, actor: User, grounds: str) -> None:
@@ -288,6 +293,7 @@ def decline_question(session: Session, note: Note, actor: User, grounds: str) ->
     note.question_state, note.declined_grounds, note.accepted_reply_id = "declined", grounds[:5000], None
     note.last_activity_at = utcnow()
     audit.record(session, actor, "question.decline", "note", note.id)
+    digests.record_event(session, "declined", note, actor=actor)
 
 
 def reopen_question(session: Session, note: Note, actor: User) -> None:

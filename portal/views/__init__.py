@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Flask, g, redirect, request, url_for
+from flask import Flask, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.routing import BaseConverter, ValidationError
 
@@ -31,10 +31,10 @@ class IdConverter(BaseConverter):
 
 def register(app: Flask) -> None:
     from portal import api
-    from portal.views import admin, auth, channels, main, notes, search, tokens
+    from portal.views import admin, auth, channels, digests, main, notes, search, subscriptions, tokens
 
     app.url_map.converters["id"] = IdConverter
-    for module in (auth, main, channels, notes, search, admin, tokens):
+    for module in (auth, main, channels, notes, search, admin, tokens, subscriptions, digests):
         app.register_blueprint(module.bp)
     api.register(app)
 
@@ -54,3 +54,9 @@ def require_sign_in():
     if not current_user.is_authenticated:
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     return None
+
+
+def atom(title: str, alternate: str, entries: list, updated):
+    """An Atom response from the one feed template, for session and feed-token feeds alike."""
+    body = render_template("_feed.xml", title=title, alternate=alternate, entries=entries, updated=updated)
+    return body, 200, {"Content-Type": "application/atom+xml; charset=utf-8"}

@@ -9,8 +9,8 @@ from portal.db import get_session
 from portal.errors import ValidationError
 from portal.markup import render_markdown
 from portal.models.notes import KINDS
-from portal.services import channels, content, notes
-from portal.views import require_sign_in
+from portal.services import channels, content, digests, notes
+from portal.views import atom, require_sign_in
 
 bp = Blueprint("channels", __name__)
 bp.before_request(require_sign_in)
@@ -68,8 +68,8 @@ def feed(slug: str):
     db = get_session()
     channel = auth.channel_for(db, current_user, slug)
     rows, _ = notes.channel_notes(db, channel, per_page=50)
-    body = render_template("channels/feed.xml", channel=channel, notes=rows)
-    return body, 200, {"Content-Type": "application/atom+xml; charset=utf-8"}
+    return atom(channel.name(current_user.lang), url_for("channels.show", slug=channel.slug, _external=True),
+                digests.note_entries(rows, current_user.lang), channel.created_at)
 
 
 def preview_of(form) -> Markup | None:
