@@ -2,8 +2,9 @@
 open redirects and log hygiene.
 
 Every page is checked the way a browser would read it (tests/test_markup.py's html.parser checks):
-the app ships no scripts, so any <script> element, any on* attribute, any style attribute and any
-href/src/action whose scheme is not http/https/mailto is a failure.
+the app's only scripts are its own files under /static/ (an enhancement such as the compose preview),
+so any other <script> element, any on* attribute, any style attribute and any href/src/action whose
+scheme is not http/https/mailto is a failure.
 """
 from __future__ import annotations
 
@@ -40,8 +41,11 @@ def dispose(app):
         engine().dispose()
 
 
+OWN_SCRIPT = re.compile(r'<script src="/static/[a-z-]+\.js" defer></script>')
+
+
 def page_problems(page: str) -> list[str]:
-    return html_problems(page)
+    return html_problems(OWN_SCRIPT.sub("", page))
 
 
 def assert_safe_page(page: str, where: str) -> None:
