@@ -260,3 +260,19 @@ def search_query(text: str, email: str, as_json: bool, limit: int) -> None:
     for row in rows:
         click.echo(f"{row['id']}\t{row['external_id'] or '-'}\t{row['kind']}\t{row['score']}\t{row['title']}\t{row['url']}")
         click.echo(f"\t{row['snippet']}")
+
+
+@users_cli.command("reset-2fa")
+@click.argument("email")
+def users_reset_2fa(email: str) -> None:
+    """Remove an account's second factor (lost phone); they set it up again at their next sign-in."""
+    user = _commit_or_fail(lambda session: _reset_2fa(session, email))
+    click.echo(f"Two-factor sign-in reset for {user.email}; their sessions were ended.")
+
+
+def _reset_2fa(session, email: str):
+    from portal.services import twofactor
+
+    user = accounts.user_by_email(session, email)
+    twofactor.reset(session, user, actor=None)
+    return user

@@ -13,6 +13,9 @@ from portal.models.notes import (
     note_topics,
 )
 from portal.models.search import SearchOutbox
+from portal.models.ratelimits import RateLimitCounter
+from portal.models.sessions import UserSession
+from portal.models.twofactor import RecoveryCode, TwoFactorCredential
 
 __all__ = [
     "Act",
@@ -27,10 +30,14 @@ __all__ = [
     "NoteRevision",
     "Organisation",
     "Reply",
+    "RateLimitCounter",
+    "RecoveryCode",
     "ReplyRevision",
     "SearchOutbox",
     "SignInFailure",
     "Topic",
+    "TwoFactorCredential",
     "User",
+    "UserSession",
     "note_topics",
 ]

@@ -7,7 +7,9 @@ from flask import Flask, g, redirect, request, url_for
 from flask_login import current_user
 from werkzeug.routing import BaseConverter
 
+from portal.db import get_session, utcnow
 from portal.models.notes import CASE_STATUSES, KINDS, MARKINGS
+from portal.services import ratelimits
 
 
 class IdConverter(BaseConverter):
@@ -24,9 +26,12 @@ class IdConverter(BaseConverter):
 
 def register(app: Flask) -> None:
     from portal.views import admin, auth, channels, main, notes, search
+    from portal.views import audit, sessions, twofactor
 
     app.url_map.converters["id"] = IdConverter
     for module in (auth, main, channels, notes, search, admin):
+        app.register_blueprint(module.bp)
+    for module in (twofactor, sessions, audit):
         app.register_blueprint(module.bp)
 
     @app.context_processor
@@ -45,3 +50,11 @@ def require_sign_in():
     if not current_user.is_authenticated:
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     return None
+
+
+def rate_limit(action: str, user_key: str | None) -> None:
+    """Count this request against the action's limits (RateLimited when over them). Committed at once,
+    so the count stands whatever the action's outcome; call it before the action changes anything."""
+    db = get_session()
+    ratelimits.hit(db, action, user_key=user_key, address=request.remote_addr, now=utcnow())
+    db.commit()

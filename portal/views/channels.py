@@ -5,10 +5,10 @@ from flask_login import current_user
 
 from portal import auth
 from portal.db import get_session
-from portal.errors import ValidationError
+from portal.errors import RateLimited, ValidationError
 from portal.models.notes import KINDS
 from portal.services import channels, content, notes
-from portal.views import require_sign_in
+from portal.views import rate_limit, require_sign_in
 
 bp = Blueprint("channels", __name__)
 bp.before_request(require_sign_in)
@@ -43,19 +43,23 @@ def compose(slug: str, kind: str):
     auth.require_writable(channel)
     errors = {}
     values = {"lang": current_user.lang, "marking": "limited", "case_status": "open"}
+    status, headers = 200, {}
     if request.method == "POST":
         values = form_dict()
         try:
+            rate_limit("post", str(current_user.id))
             note = notes.post_note(db, channel, current_user, kind, values)
+        except RateLimited as limited:
+            errors, status, headers = {"_": str(limited)}, 429, {"Retry-After": str(limited.retry_after)}
         except ValidationError as error:
-            errors = error.errors
+            errors, status = error.errors, 400
         else:
             db.commit()
             return redirect(url_for("notes.show", note_id=note.id))
     return render_template(
         "notes/form.html", channel=channel, kind=kind, values=values, errors=errors, note=None,
         topics=content.topics(db),
-    ), 400 if errors else 200
+    ), status, headers
 
 
 @bp.get("/channels/<slug>/feed.atom")

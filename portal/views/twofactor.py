@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user
+
+from portal.db import get_session, utcnow
+from portal.errors import RateLimited, SignInRefused, ValidationError
+from portal.services import twofactor
+from portal.views import rate_limit
+from portal.views.auth import begin_session, finish_sign_in, pending_sign_in
+
+bp = Blueprint("twofactor", __name__)
+
+# The secret being enrolled, kept in the signed cookie until a first code confirms it.
+ENROLLING = "enrolling_totp"
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+def code():
+    """The second step of signing in: a code from the authenticator app, or a recovery code."""
+    if current_user.is_authenticated:
+        return redirect(url_for("main.dashboard"))
+    held = pending_sign_in("code")
+    if held is None:
+        return redirect(url_for("auth.login"))
+    user, next_url = held
+    error, status, headers = None, 200, {}
+    if request.method == "POST":
+        db = get_session()
+        try:
+            rate_limit("sign_in", user.email)
+            method = twofactor.verify(db, user, request.form.get("code", ""), now=utcnow())
+        except RateLimited as limited:
+            error, status, headers = str(limited), 429, {"Retry-After": str(limited.retry_after)}
+        except SignInRefused as refused:
+            db.commit()
+            error, status = str(refused), 401
+        else:
+            finish_sign_in(user, two_factor=True)
+            if method == "recovery":
+                flash(f"You signed in with a recovery code; {twofactor.recovery_codes_left(db, user)} are left. "
+                      "If your phone is lost, ask an administrator to reset your two-factor sign-in.")
+            return redirect(next_url)
+    return render_template("twofactor/code.html", error=error), status, headers
+
+
+@bp.route("/account/two-factor", methods=["GET", "POST"])
+def setup():
+    """Enrolment (a QR code, the secret as text, and a first code to confirm), or its status once done."""
+    signing_in = not current_user.is_authenticated
+    if signing_in:
+        held = pending_sign_in("enrol")
+        if held is None:
+            return redirect(url_for("auth.login"))
+        user, next_url = held
+    else:
+        user, next_url = current_user._get_current_object(), url_for("main.dashboard")
+    db = get_session()
+    credential = twofactor.credential_for(db, user)
+    if credential is not None:
+        return render_template("twofactor/status.html", credential=credential,
+                               codes_left=twofactor.recovery_codes_left(db, user))
+    enrolling = session.get(ENROLLING)
+    if not (isinstance(enrolling, dict) and enrolling.get("user_id") == user.id):
+        enrolling = session[ENROLLING] = {"user_id": user.id, "secret": twofactor.new_secret()}
+    secret = enrolling["secret"]
+    errors = {}
+    if request.method == "POST":
+        try:
+            codes = twofactor.enrol(db, user, secret, request.form.get("code", ""), now=utcnow())
+        except ValidationError as error:
+            errors = error.errors
+        else:
+            if signing_in:
+                finish_sign_in(user, two_factor=True)
+            else:
+                db.commit()
+                begin_session(user, two_factor=True)  # a new session id, now a two-factor one
+            return render_template("twofactor/recovery_codes.html", codes=codes, next_url=next_url)
+    uri = twofactor.provisioning_uri(user, secret)
+    return render_template("twofactor/setup.html", secret=secret, qr=twofactor.qr_code(uri), errors=errors,
+                           signing_in=signing_in, required=twofactor.required_for(user)), 400 if errors else 200
