@@ -535,6 +535,8 @@ ROUTES: dict[str, Route] = {
     # The second step of signing in: only for a browser between its password and its code.
     "twofactor.code": Route(nothing, signed_in(lambda a, o, m: same(302)), ("GET", "POST"),
                             lambda fx, r: {"code": "123456"}),
+    # The QR code of an enrolment under way; these sessions have none (tested in test_twofactor.py).
+    "twofactor.qr": get(nothing, signed_in(lambda a, o, m: 404)),
     "twofactor.setup": Route(nothing, signed_in(expect_two_factor_setup), ("GET", "POST"),
                              lambda fx, r: {"code": "000000"}),
     "sessions.index": get(nothing, page),

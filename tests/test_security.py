@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from portal.db import Base, engine, get_session
 from portal.models import Reply
 from portal.services import accounts, content
-from tests.conftest import PASSWORD, login, prepared_app
+from tests.conftest import PASSWORD, login, prepared_app, second_factor
 from tests.test_markup import (
     XSS_CASES,
     XSS_PAYLOADS,
@@ -230,7 +230,7 @@ class TestCSRF:
         token = csrf_token_from(get_page(client, "/login"))
         response = client.post("/login", data={"email": user.email, "password": password, "csrf_token": token})
         assert response.status_code == 302, response.get_data(as_text=True)[:500]
-        return response
+        return second_factor(client, response, user.email)
 
     @staticmethod
     def post_urls(app, world, invitation_token, form_data):
@@ -238,7 +238,7 @@ class TestCSRF:
         values = {
             "note_id": world.notes["joint"].id, "reply_id": world.replies["joint"].id,
             "user_id": world.jp_member.id, "slug": world.joint.slug, "kind": "update",
-            "token": invitation_token,
+            "token": invitation_token, "session_id": 1,
         }
         adapter = app.url_map.bind("localhost")
         urls = []

@@ -4,7 +4,7 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_login import current_user
 
 from portal.db import get_session, utcnow
-from portal.errors import RateLimited, SignInRefused, ValidationError
+from portal.errors import NotFound, RateLimited, SignInRefused, ValidationError
 from portal.services import twofactor
 from portal.views import rate_limit
 from portal.views.auth import begin_session, finish_sign_in, pending_sign_in
@@ -44,17 +44,34 @@ def code():
     return render_template("twofactor/code.html", error=error), status, headers
 
 
+def _enrolling_user():
+    """The signed-in user, or the one half-way through a sign-in that needs enrolment; None otherwise."""
+    if current_user.is_authenticated:
+        return current_user._get_current_object(), url_for("main.dashboard")
+    return pending_sign_in("enrol")
+
+
+@bp.get("/account/two-factor/qr.svg")
+def qr():
+    """The QR code of the secret being enrolled, as an image file (the CSP allows no data: URLs)."""
+    held = _enrolling_user()
+    if held is None:
+        return redirect(url_for("auth.login"))
+    enrolling = session.get(ENROLLING)
+    if not (isinstance(enrolling, dict) and enrolling.get("user_id") == held[0].id):
+        raise NotFound("enrolment")
+    svg = twofactor.qr_code(twofactor.provisioning_uri(held[0], enrolling["secret"]))
+    return svg, 200, {"Content-Type": "image/svg+xml"}
+
+
 @bp.route("/account/two-factor", methods=["GET", "POST"])
 def setup():
     """Enrolment (a QR code, the secret as text, and a first code to confirm), or its status once done."""
     signing_in = not current_user.is_authenticated
-    if signing_in:
-        held = pending_sign_in("enrol")
-        if held is None:
-            return redirect(url_for("auth.login"))
-        user, next_url = held
-    else:
-        user, next_url = current_user._get_current_object(), url_for("main.dashboard")
+    held = _enrolling_user()
+    if held is None:
+        return redirect(url_for("auth.login"))
+    user, next_url = held
     db = get_session()
     credential = twofactor.credential_for(db, user)
     if credential is not None:
@@ -77,6 +94,5 @@ def setup():
                 db.commit()
                 begin_session(user, two_factor=True)  # a new session id, now a two-factor one
             return render_template("twofactor/recovery_codes.html", codes=codes, next_url=next_url)
-    uri = twofactor.provisioning_uri(user, secret)
-    return render_template("twofactor/setup.html", secret=secret, qr=twofactor.qr_code(uri), errors=errors,
+    return render_template("twofactor/setup.html", secret=secret, errors=errors,
                            signing_in=signing_in, required=twofactor.required_for(user)), 400 if errors else 200
