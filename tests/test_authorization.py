@@ -602,7 +602,7 @@ ROUTES: dict[str, Route] = {
     "admin.reset_two_factor": post(user_targets, admins_only(
         lambda a, who, m: {"missing": 404, "pending": same(302)}.get(who, 302))),  # pending: nothing to reset
     "audit.index": get(nothing, admins_only(lambda a, o, m: 200)),
-    "audit.export": get(nothing, admins_only(lambda a, o, m: Outcome(200, changes=True))),  # audited
+    "audit.export": post(nothing, admins_only(lambda a, o, m: 200), lambda fx, r: {"action": "user."}),  # audited
 }
 
 

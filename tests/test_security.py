@@ -335,7 +335,8 @@ class TestCSRF:
         login(client, world.eu_admin)
         urls = {endpoint: (url, data) for endpoint, url, data in self.post_urls(app, world, invitation_token, FORM)}
         for endpoint in ["notes.reply", "channels.compose", "notes.edit", "notes.decline", "admin.users",
-                         "admin.organisations", "admin.update_user", "notes.delete", "admin.archive"]:
+                         "admin.organisations", "admin.update_user", "notes.delete", "admin.archive",
+                         "sessions.end_others", "audit.export"]:
             url, data = urls[endpoint]
             before = db_state(app)
             client.post(url, data=data)

@@ -72,6 +72,8 @@ def downgrade() -> None:
         op.execute(statement)
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('session_token', sa.String(length=64), nullable=False, server_default=''))
+    random_token = {"sqlite": "lower(hex(randomblob(16)))", "postgresql": "md5(random()::text || id::text)"}
+    op.execute(f"UPDATE users SET session_token = {random_token[op.get_bind().dialect.name]}")
     with op.batch_alter_table('rate_limit_counters', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_rate_limit_counters_expires_at'))
     op.drop_table('rate_limit_counters')

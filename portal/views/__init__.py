@@ -52,9 +52,11 @@ def require_sign_in():
     return None
 
 
-def rate_limit(action: str, user_key: str | None) -> None:
-    """Count this request against the action's limits (RateLimited when over them). Committed at once,
-    so the count stands whatever the action's outcome; call it before the action changes anything."""
+def rate_limit(action: str, user_key: str | None, *, commit: bool = True) -> None:
+    """Count this request against the action's limits (RateLimited when over them); call it before the
+    action changes anything. Committed at once, so the count stands whatever the outcome, unless
+    commit=False: then it is saved with the action, and an action refused as invalid does not count."""
     db = get_session()
     ratelimits.hit(db, action, user_key=user_key, address=request.remote_addr, now=utcnow())
-    db.commit()
+    if commit:
+        db.commit()

@@ -80,20 +80,29 @@ def login():
         return redirect(_safe_next(request.args.get("next")))
     error, status, headers = None, 200, {}
     if request.method == "POST":
-        db = get_session()
         email = request.form.get("email", "")
-        try:
-            rate_limit("sign_in", accounts.normalise_email(email))
-            user = accounts.authenticate(db, email, request.form.get("password", ""))
-        except RateLimited as limited:
-            error, status, headers = str(limited), 429, {"Retry-After": str(limited.retry_after)}
-        except SignInRefused as refused:
-            db.commit()
-            error, status = str(refused), 401
-        else:
-            db.commit()
+        user, refusal = sign_in_attempt(
+            accounts.normalise_email(email),
+            lambda db: accounts.authenticate(db, email, request.form.get("password", "")))
+        if refusal is None:
+            get_session().commit()
             return _after_password(user, _safe_next(request.args.get("next")))
+        error, status, headers = refusal
     return render_template("auth/login.html", error=error, email=request.form.get("email", "")), status, headers
+
+
+def sign_in_attempt(user_key: str, check):
+    """One sign-in step (password or code) under the rate limit: (check's result, None), or (None, (message,
+    status, headers)). A refusal is committed, since it counts toward the account's lock-out."""
+    db = get_session()
+    try:
+        rate_limit("sign_in", user_key)
+        return check(db), None
+    except RateLimited as limited:
+        return None, (str(limited), 429, {"Retry-After": str(limited.retry_after)})
+    except SignInRefused as refused:
+        db.commit()
+        return None, (str(refused), 401, {})
 
 
 @bp.post("/logout")

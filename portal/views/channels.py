@@ -47,7 +47,7 @@ def compose(slug: str, kind: str):
     if request.method == "POST":
         values = form_dict()
         try:
-            rate_limit("post", str(current_user.id))
+            rate_limit("post", str(current_user.id), commit=False)
             note = notes.post_note(db, channel, current_user, kind, values)
         except RateLimited as limited:
             errors, status, headers = {"_": str(limited)}, 429, {"Retry-After": str(limited.retry_after)}

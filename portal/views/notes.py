@@ -161,9 +161,8 @@ def reply(note_id: int):
     db = get_session()
     note = _note(note_id)
     values = {"body": request.form.get("body", ""), "parent_id": request.form.get("parent_id", "")}
-    auth.require_writable(note.channel)  # refused before it counts toward the rate limit
     try:
-        rate_limit("post", str(current_user.id))
+        rate_limit("post", str(current_user.id), commit=False)
     except RateLimited as limited:
         page, status = _note_page(note, reply_errors={"_": str(limited)}, reply_values=values, status=429)
         return page, status, {"Retry-After": str(limited.retry_after)}

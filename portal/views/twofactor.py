@@ -4,10 +4,9 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_login import current_user
 
 from portal.db import get_session, utcnow
-from portal.errors import NotFound, RateLimited, SignInRefused, ValidationError
+from portal.errors import NotFound, ValidationError
 from portal.services import twofactor
-from portal.views import rate_limit
-from portal.views.auth import begin_session, finish_sign_in, pending_sign_in
+from portal.views.auth import begin_session, finish_sign_in, pending_sign_in, sign_in_attempt
 
 bp = Blueprint("twofactor", __name__)
 
@@ -26,21 +25,16 @@ def code():
     user, next_url = held
     error, status, headers = None, 200, {}
     if request.method == "POST":
-        db = get_session()
-        try:
-            rate_limit("sign_in", user.email)
-            method = twofactor.verify(db, user, request.form.get("code", ""), now=utcnow())
-        except RateLimited as limited:
-            error, status, headers = str(limited), 429, {"Retry-After": str(limited.retry_after)}
-        except SignInRefused as refused:
-            db.commit()
-            error, status = str(refused), 401
-        else:
+        method, refusal = sign_in_attempt(
+            user.email, lambda db: twofactor.verify(db, user, request.form.get("code", ""), now=utcnow()))
+        if refusal is None:
             finish_sign_in(user, two_factor=True)
             if method == "recovery":
-                flash(f"You signed in with a recovery code; {twofactor.recovery_codes_left(db, user)} are left. "
+                left = twofactor.recovery_codes_left(get_session(), user)
+                flash(f"You signed in with a recovery code; {left} are left. "
                       "If your phone is lost, ask an administrator to reset your two-factor sign-in.")
             return redirect(next_url)
+        error, status, headers = refusal
     return render_template("twofactor/code.html", error=error), status, headers
 
 
