@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from portal.db import utcnow
+from portal.db import engine, utcnow
 from portal.errors import RateLimited, ValidationError
 from portal.models import Note, Reply
 from portal.services import ratelimits
@@ -58,10 +58,24 @@ def test_the_code_step_counts_toward_the_sign_in_limit(app, client, world):
     assert_limited(client.post("/login/code", data={"code": "000002"}), "sign-in attempts")
 
 
-def test_behind_a_proxy_the_forwarded_address_counts(tmp_path, app, world):
-    # PROXY_COUNT is read at start-up: a second app on the same database.
-    proxied = make_app(tmp_path, PROXY_COUNT=1, RATE_LIMIT_SIGN_IN_ADDRESS="1/600")
-    client = proxied.test_client()
+@pytest.fixture
+def second_app(tmp_path, app):
+    """Another app on the same database: another gunicorn worker, or another host."""
+    apps = []
+
+    def make(**overrides):
+        apps.append(make_app(tmp_path, **overrides))
+        return apps[-1]
+
+    yield make
+    for other in apps:
+        with other.app_context():
+            engine().dispose()
+
+
+def test_behind_a_proxy_the_forwarded_address_counts(second_app, world):
+    # PROXY_COUNT is read at start-up, hence an app of its own.
+    client = second_app(PROXY_COUNT=1, RATE_LIMIT_SIGN_IN_ADDRESS="1/600").test_client()
     first = {"X-Forwarded-For": "198.51.100.1"}
     client.post("/login", data={"email": "a@example.org", "password": "x"}, headers=first)
     assert_limited(client.post("/login", data={"email": "b@example.org", "password": "x"}, headers=first),
@@ -113,10 +127,10 @@ def test_search_is_limited_per_user_and_keeps_the_query(app, client, world):
     assert client.get("/search").status_code == 200  # the empty search page is not a search
 
 
-def test_limits_are_shared_by_every_process_on_the_database(tmp_path, app, client, world):
+def test_limits_are_shared_by_every_process_on_the_database(second_app, app, client, world):
     """Two apps on one database stand for two gunicorn workers, or two hosts sharing PostgreSQL."""
     app.config["RATE_LIMIT_SEARCH_USER"] = "3/60"
-    other_worker = make_app(tmp_path, RATE_LIMIT_SEARCH_USER="3/60").test_client()
+    other_worker = second_app(RATE_LIMIT_SEARCH_USER="3/60").test_client()
     login(client, world.eu_member)
     login(other_worker, world.eu_member)
     assert client.get("/search?q=one").status_code == 200

@@ -58,6 +58,7 @@ def list_for(session: Session, user: User) -> list[UserSession]:
 
 
 def is_current(row: UserSession, key: str | None) -> bool:
+    """Whether this row is the session with this id (the browser asking)."""
     return key is not None and secrets.compare_digest(row.id_hash, _hash(key))
 
 

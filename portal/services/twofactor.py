@@ -30,6 +30,7 @@ def required_for(user: User) -> bool:
 
 
 def credential_for(session: Session, user: User) -> TwoFactorCredential | None:
+    """The user's confirmed TOTP enrolment, or None."""
     return session.get(TwoFactorCredential, user.id)
 
 
@@ -39,6 +40,7 @@ def new_secret() -> str:
 
 
 def provisioning_uri(user: User, secret: str) -> str:
+    """The otpauth:// URI an authenticator app reads from the QR code."""
     return pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=ISSUER)
 
 
@@ -118,10 +120,12 @@ def verify(session: Session, user: User, code: str, *, now: datetime) -> str:
 
 
 def enrolled_user_ids(session: Session) -> set[int]:
+    """Ids of every user with a second factor, for the admin's list."""
     return set(session.scalars(select(TwoFactorCredential.user_id)))
 
 
 def recovery_codes_left(session: Session, user: User) -> int:
+    """How many of the user's recovery codes are unused."""
     return session.scalar(select(func.count()).select_from(RecoveryCode).where(
         RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))) or 0
 
