@@ -5,6 +5,7 @@ import os
 
 from flask import Flask
 from flask_babel import gettext
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -20,6 +21,9 @@ def create_app(config: dict | None = None) -> Flask:
     from portal.extensions import csrf, login_manager
 
     settings.load(app, config)
+    if app.config["PROXY_COUNT"]:
+        # Behind reverse proxies, the client's address (rate limits, sessions) is in X-Forwarded-For.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["PROXY_COUNT"]))
     db.init_app(app)
     csrf.init_app(app)
     login_manager.init_app(app)

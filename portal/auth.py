@@ -16,16 +16,16 @@ from portal.models import Channel, ChannelMembership, Note, Reply, User
 
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> User | None:
-    from portal.db import get_session
+def _load_user(session_key: str) -> User | None:
+    from portal.db import get_session, utcnow
+    from portal.services import sessions
 
-    identifier, _, token = user_id.partition(":")
-    if not identifier.isdigit():
-        return None
-    user = get_session().get(User, int(identifier))
-    # A rotated session token (password change) ends every session that holds the old one.
-    if user is None or not user.is_active or user.session_token != token:
-        return None
+    db = get_session()
+    # A session that timed out, or whose user was deactivated or now needs a second factor, is ended;
+    # otherwise last-seen is refreshed now and then. This runs before a view does any work of its own.
+    user = sessions.resume(db, session_key, now=utcnow())
+    if db.dirty or db.deleted:
+        db.commit()
     return user
 
 

@@ -398,3 +398,17 @@ def digests_send(frequency: str, at_text: str | None, dry_run: bool) -> None:
         click.echo(f"Stopped: {report.aborted}. What was not sent stays pending for the next run.", err=True)
     if report.failed:
         sys.exit(1)
+@users_cli.command("reset-2fa")
+@click.argument("email")
+def users_reset_2fa(email: str) -> None:
+    """Remove an account's second factor (lost phone); they set it up again at their next sign-in."""
+    user = _commit_or_fail(lambda session: _reset_2fa(session, email))
+    click.echo(f"Two-factor sign-in reset for {user.email}; their sessions were ended.")
+
+
+def _reset_2fa(session, email: str):
+    from portal.services import twofactor
+
+    user = accounts.user_by_email(session, email)
+    twofactor.reset(session, user, actor=None)
+    return user

@@ -32,6 +32,24 @@ DEFAULTS = {
     "UNSUBSCRIBE_DAYS": 60,
     # A digest lists this many items and counts the rest in its summary line.
     "DIGEST_MAX_ITEMS": 100,
+    # Sessions (portal/services/sessions.py): ended after this long idle, or this long after sign-in.
+    "SESSION_IDLE_MINUTES": 30,
+    "SESSION_ABSOLUTE_HOURS": 12,
+    # Last-seen is written at most this often per session, not on every request.
+    "SESSION_TOUCH_SECONDS": 60,
+    # Two-factor sign-in: always for moderators and admins; for everyone when this is true.
+    "REQUIRE_2FA": False,
+    # Between the password and the code: how long the half-signed-in state lasts.
+    "SIGN_IN_CODE_MINUTES": 10,
+    # Rate limits, "hits/seconds" per user and per address ("off" disables one).
+    "RATE_LIMIT_SIGN_IN_USER": "10/600",
+    "RATE_LIMIT_SIGN_IN_ADDRESS": "50/600",
+    "RATE_LIMIT_POST_USER": "30/600",
+    "RATE_LIMIT_POST_ADDRESS": "120/600",
+    "RATE_LIMIT_SEARCH_USER": "60/60",
+    "RATE_LIMIT_SEARCH_ADDRESS": "300/60",
+    # Reverse proxies in front of the app whose X-Forwarded-For is trusted (for addresses).
+    "PROXY_COUNT": 0,
 }
 
 

@@ -42,12 +42,27 @@ class SignInRefused(DomainError):
     status = 401
 
 
+class RateLimited(DomainError):
+    """Too many attempts at something in a short time; retry_after is in seconds."""
+
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int):
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError):
         if is_api_request():
             return domain_problem(error)
         return _page(error.status, str(error) if error.status not in (404,) else None)
+
+    @app.errorhandler(RateLimited)
+    def rate_limited(error: RateLimited):
+        body, status = _page(error.status, str(error))
+        return body, status, {"Retry-After": str(error.retry_after)}
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):

@@ -3,17 +3,22 @@ from __future__ import annotations
 
 import contextvars
 import os
+import re
 import shutil
+import time
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlsplit
 
+import pyotp
 import pytest
 from flask import g, has_app_context
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from portal import create_app
 from portal.db import Base, engine, get_session
-from portal.models import Channel, Note, Reply, User
+from portal.models import Channel, Note, Reply, TwoFactorCredential, User
 from portal.services import accounts, channels, content, notes, replies
 
 PASSWORD = "a long test passphrase 1"
@@ -108,10 +113,45 @@ def db(app):
 
 
 def login(client, user_or_email, password: str = PASSWORD):
+    """Sign in through the real pages, with a real TOTP code where the account needs a second factor."""
     email = user_or_email if isinstance(user_or_email, str) else user_or_email.email
     response = client.post("/login", data={"email": email, "password": password})
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    return second_factor(client, response, email)
+
+
+def second_factor(client, response, email: str):
+    """After the password: enrol in 2FA (first time, through the enrolment page) or enter a code, as a user
+    with an authenticator app would. Returns the final response; other responses pass through."""
+    step = urlsplit(response.location or "").path
+    if step not in ("/login/code", "/account/two-factor"):
+        return response
+    page = client.get(step).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    data = {"csrf_token": token.group(1)} if token else {}
+    if step == "/account/two-factor":
+        secret = re.search(r'<code id="secret">([A-Z2-7]+)</code>', page).group(1)
+        response = client.post(step, data={**data, "code": pyotp.TOTP(secret).now()})
+        assert response.status_code == 200 and "recovery codes" in response.get_data(as_text=True)
+    else:
+        response = client.post(step, data={**data, "code": next_totp_code(client.application, email)})
+        assert response.status_code == 302, response.get_data(as_text=True)[:500]
     return response
+
+
+def next_totp_code(app, email: str) -> str:
+    """A valid code the server has not seen yet: the current step's, or the next one's (±1 step is
+    accepted); after both are used, wait for the clock, as a user would."""
+    with app.app_context():
+        db = get_session()
+        credential = db.scalar(select(TwoFactorCredential).join(User, User.id == TwoFactorCredential.user_id)
+                               .where(User.email == email.lower()))
+        assert credential is not None, f"{email} has no second factor"
+        secret, last_step = credential.secret, credential.last_step
+    totp = pyotp.TOTP(secret)
+    while (step := totp.timecode(datetime.now(UTC))) + 1 <= last_step:
+        time.sleep(totp.interval - time.time() % totp.interval + 0.05)
+    return totp.generate_otp(max(step, last_step + 1))
 
 
 @dataclass

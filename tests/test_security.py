@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from portal.db import Base, engine, get_session
 from portal.models import Reply
 from portal.services import accounts, content
-from tests.conftest import PASSWORD, login, prepared_app
+from tests.conftest import PASSWORD, login, prepared_app, second_factor
 from tests.test_markup import (
     XSS_CASES,
     XSS_PAYLOADS,
@@ -234,7 +234,7 @@ class TestCSRF:
         token = csrf_token_from(get_page(client, "/login"))
         response = client.post("/login", data={"email": user.email, "password": password, "csrf_token": token})
         assert response.status_code == 302, response.get_data(as_text=True)[:500]
-        return response
+        return second_factor(client, response, user.email)
 
     # RFC 8058 one-click unsubscribe is POSTed by mail providers without a form of ours; its signed
     # token is the proof (tests/test_digests.py checks it works with CSRF on, and refuses bad tokens).
@@ -249,6 +249,7 @@ class TestCSRF:
             "token": invitation_token,
             "token_id": 1,  # any id: the CSRF check comes before the API token is looked up
             "subscription_id": 1,
+            "session_id": 1,
         }
         adapter = app.url_map.bind("localhost")
         urls = []
@@ -347,7 +348,8 @@ class TestCSRF:
         login(client, world.eu_admin)
         urls = {endpoint: (url, data) for endpoint, url, data in self.post_urls(app, world, invitation_token, FORM)}
         for endpoint in ["notes.reply", "channels.compose", "notes.edit", "notes.decline", "admin.users",
-                         "admin.organisations", "admin.update_user", "notes.delete", "admin.archive"]:
+                         "admin.organisations", "admin.update_user", "notes.delete", "admin.archive",
+                         "sessions.end_others", "audit.export"]:
             url, data = urls[endpoint]
             before = db_state(app)
             client.post(url, data=data)

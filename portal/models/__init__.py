@@ -15,6 +15,9 @@ from portal.models.notes import (
 )
 from portal.models.search import SearchOutbox
 from portal.models.tokens import ApiToken
+from portal.models.ratelimits import RateLimitCounter
+from portal.models.sessions import UserSession
+from portal.models.twofactor import RecoveryCode, TwoFactorCredential
 
 __all__ = [
     "Act",
@@ -30,11 +33,15 @@ __all__ = [
     "NoteRevision",
     "Organisation",
     "Reply",
+    "RateLimitCounter",
+    "RecoveryCode",
     "ReplyRevision",
     "SearchOutbox",
     "SignInFailure",
     "Topic",
+    "TwoFactorCredential",
     "User",
+    "UserSession",
     "note_topics",
     "DigestDelivery",
     "DigestEvent",

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, String
@@ -24,10 +23,6 @@ class Organisation(Base):
     users: Mapped[list[User]] = relationship(back_populates="organisation")
 
 
-def _new_session_token() -> str:
-    return secrets.token_urlsafe(16)
-
-
 class User(Base):
     __tablename__ = "users"
 
@@ -38,8 +33,6 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16), default="member")
     # Null until the invitation is accepted: such an account cannot sign in.
     password_hash: Mapped[str | None] = mapped_column(String(255))
-    # Part of the Flask-Login id: changing it ends every session that carries the old one.
-    session_token: Mapped[str] = mapped_column(String(64), default=_new_session_token)
     lang: Mapped[str] = mapped_column(String(2), default="en")
     # An IANA zone name; empty means the usual zone of the user's side (portal.i18n.SIDE_TIME_ZONES).
     time_zone: Mapped[str] = mapped_column(String(64), default="", server_default="")
@@ -53,8 +46,11 @@ class User(Base):
     is_authenticated = True
     is_anonymous = False
 
-    def get_id(self) -> str:
-        return f"{self.id}:{self.session_token}"
+    # The raw id of the session this request runs in (portal/services/sessions.py), never stored.
+    session_key = None
+
+    def get_id(self) -> str | None:
+        return self.session_key
 
     @property
     def side(self) -> str:

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 from portal.db import utcnow
 from portal.errors import NotFound, SignInRefused, ValidationError
 from portal.i18n import LANGUAGES, time_zones
-from portal.models import Invitation, Organisation, SignInFailure, User
-from portal.models.accounts import ROLES, SIDES, _new_session_token
+from portal.models import Invitation, Organisation, SignInFailure, User, UserSession
+from portal.models.accounts import ROLES, SIDES
 from portal.services import audit, subscriptions
 
 MIN_PASSWORD_LENGTH = 12
@@ -69,7 +69,9 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
-def create_organisation(session: Session, *, slug: str, name: str, side: str) -> Organisation:
+def create_organisation(
+    session: Session, *, slug: str, name: str, side: str, actor: User | None = None
+) -> Organisation:
     """Create an organisation on the EU or JP side."""
     slug, name, side = slug.strip().lower(), name.strip(), side.strip().lower()
     errors = {}
@@ -86,6 +88,7 @@ def create_organisation(session: Session, *, slug: str, name: str, side: str) ->
     organisation = Organisation(slug=slug, name=name, side=side)
     session.add(organisation)
     session.flush()
+    audit.record(session, actor, "organisation.create", "organisation", organisation.id, side=side)
     return organisation
 
 
@@ -215,14 +218,13 @@ def _check_new_password(password: str, confirm: str) -> None:
         raise ValidationError({"confirm": _l("The two passwords differ.")})
 
 
-def authenticate(session: Session, email: str, password: str) -> User:
-    """The user with these credentials, or SignInRefused; repeated failures lock the account a while."""
-    email = normalise_email(email)
+def check_not_locked(session: Session, email: str) -> None:
+    """Refuse with SignInRefused while this account has too many recent failed sign-ins."""
     config = current_app.config
     window = timedelta(minutes=config["SIGN_IN_WINDOW_MINUTES"])
     recent = session.scalars(
         select(SignInFailure.created_at)
-        .where(SignInFailure.email == email, SignInFailure.created_at > utcnow() - window)
+        .where(SignInFailure.email == normalise_email(email), SignInFailure.created_at > utcnow() - window)
         .order_by(SignInFailure.created_at.desc())
         .limit(config["SIGN_IN_MAX_FAILURES"])
     ).all()
@@ -232,17 +234,35 @@ def authenticate(session: Session, email: str, password: str) -> User:
         raise SignInRefused(
             _l("Too many failed sign-ins for this account. Try again in %(minutes)s minutes.", minutes=minutes)
         )
+
+
+def record_sign_in_failure(session: Session, email: str, user: User | None, **details) -> None:
+    """Count a failed password or code toward the account's lock-out, and audit it."""
+    session.add(SignInFailure(email=normalise_email(email)))
+    audit.record(session, user, "user.sign_in_failed", "user", user.id if user else None, **details)
+
+
+def authenticate(session: Session, email: str, password: str) -> User:
+    """The user with these credentials, or SignInRefused; repeated failures lock the account a while.
+
+    A right password is only the first step: complete_sign_in clears the failures once any second
+    factor is also given, so a known password cannot reset the count of wrong codes."""
+    email = normalise_email(email)
+    check_not_locked(session, email)
     user = session.scalar(select(User).where(User.email == email))
     if _password_matches(user, password) and user is not None and user.is_active:
-        session.execute(delete(SignInFailure).where(SignInFailure.email == email))
-        user.last_sign_in_at = utcnow()
-        audit.record(session, user, "user.sign_in", "user", user.id)
         if _hasher().check_needs_rehash(user.password_hash or ""):
             user.password_hash = hash_password(password)
         return user
-    session.add(SignInFailure(email=email))
-    audit.record(session, user, "user.sign_in_failed", "user", user.id if user else None)
+    record_sign_in_failure(session, email, user)
     raise SignInRefused(_l("The e-mail address or password is wrong."))
+
+
+def complete_sign_in(session: Session, user: User, *, two_factor: bool) -> None:
+    """Record a finished sign-in (password, and code where one is needed)."""
+    session.execute(delete(SignInFailure).where(SignInFailure.email == user.email))
+    user.last_sign_in_at = utcnow()
+    audit.record(session, user, "user.sign_in", "user", user.id, two_factor=two_factor)
 
 
 def _password_matches(user: User | None, password: str) -> bool:
@@ -260,7 +280,7 @@ def change_password(session: Session, user: User, *, current: str, new: str, con
         raise ValidationError({"current": _l("The current password is wrong.")})
     _check_new_password(new, confirm)
     user.password_hash = hash_password(new)
-    end_sessions(user)
+    end_sessions(session, user)
     audit.record(session, user, "user.change_password", "user", user.id)
 
 
@@ -276,8 +296,9 @@ def set_preferences(session: Session, user: User, *, lang: str, time_zone: str) 
     user.lang, user.time_zone = lang, time_zone
 
 
-def end_sessions(user: User) -> None:
-    user.session_token = _new_session_token()
+def end_sessions(session: Session, user: User) -> None:
+    """End every session of this user (password, role or activation changed; 2FA reset)."""
+    session.execute(delete(UserSession).where(UserSession.user_id == user.id))
 
 
 def set_role(session: Session, user: User, role: str, *, actor: User) -> None:
@@ -286,7 +307,7 @@ def set_role(session: Session, user: User, role: str, *, actor: User) -> None:
     if user.role != role:
         audit.record(session, actor, "user.set_role", "user", user.id, old=user.role, new=role)
         user.role = role
-        end_sessions(user)
+        end_sessions(session, user)
 
 
 def set_active(session: Session, user: User, is_active: bool, *, actor: User) -> None:
@@ -294,7 +315,7 @@ def set_active(session: Session, user: User, is_active: bool, *, actor: User) ->
         raise ValidationError(_l("You cannot deactivate your own account."))
     if user.is_active != is_active:
         user.is_active = is_active
-        end_sessions(user)
+        end_sessions(session, user)
         audit.record(session, actor, "user.activate" if is_active else "user.deactivate", "user", user.id)
 
 

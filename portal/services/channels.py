@@ -53,8 +53,11 @@ def update_channel(session: Session, channel: Channel, data: dict, *, actor: Use
     if clean["visibility"] != channel.visibility:
         audit.record(session, actor, "channel.visibility", "channel", channel.id,
                      old=channel.visibility, new=clean["visibility"])
+    changed = sorted(key for key, value in clean.items() if getattr(channel, key) != value)
     for key, value in clean.items():
         setattr(channel, key, value)
+    if changed:
+        audit.record(session, actor, "channel.update", "channel", channel.id, fields=changed)
     return channel
 
 

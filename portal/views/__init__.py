@@ -8,7 +8,9 @@ from flask_login import current_user
 from werkzeug.routing import BaseConverter, ValidationError
 
 from portal import i18n
+from portal.db import get_session, utcnow
 from portal.models.notes import CASE_STATUSES, KINDS, MARKINGS
+from portal.services import ratelimits
 
 
 # Id columns are INTEGER: 32 bits on PostgreSQL (SQLite's are 64).
@@ -31,10 +33,12 @@ class IdConverter(BaseConverter):
 
 def register(app: Flask) -> None:
     from portal import api
-    from portal.views import admin, auth, channels, digests, main, notes, search, subscriptions, tokens
+    from portal.views import (admin, audit, auth, channels, digests, main, notes, search, sessions, subscriptions,
+                              tokens, twofactor)
 
     app.url_map.converters["id"] = IdConverter
-    for module in (auth, main, channels, notes, search, admin, tokens, subscriptions, digests):
+    for module in (auth, main, channels, notes, search, admin, tokens, subscriptions, digests, twofactor, sessions,
+                   audit):
         app.register_blueprint(module.bp)
     api.register(app)
 
@@ -60,3 +64,13 @@ def atom(title: str, alternate: str, entries: list, updated):
     """An Atom response from the one feed template, for session and feed-token feeds alike."""
     body = render_template("_feed.xml", title=title, alternate=alternate, entries=entries, updated=updated)
     return body, 200, {"Content-Type": "application/atom+xml; charset=utf-8"}
+
+
+def rate_limit(action: str, user_key: str | None, *, commit: bool = True) -> None:
+    """Count this request against the action's limits (RateLimited when over them); call it before the
+    action changes anything. Committed at once, so the count stands whatever the outcome, unless
+    commit=False: then it is saved with the action, and an action refused as invalid does not count."""
+    db = get_session()
+    ratelimits.hit(db, action, user_key=user_key, address=request.remote_addr, now=utcnow())
+    if commit:
+        db.commit()

@@ -10,7 +10,7 @@ from portal.errors import NotFound, ValidationError
 from portal.models import Organisation, User
 from portal.models.accounts import ROLES
 from portal.models.channels import VISIBILITIES
-from portal.services import accounts, channels, notes
+from portal.services import accounts, channels, notes, twofactor
 from portal.views import require_sign_in
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -55,6 +55,7 @@ def users():
     return render_template(
         "admin/users.html", users=accounts.list_users(db), organisations=accounts.list_organisations(db),
         invitations=accounts.pending_invitations(db), roles=ROLES, values=values, errors=errors, link=link,
+        enrolled=twofactor.enrolled_user_ids(db),
     ), 400 if errors else 200
 
 
@@ -90,6 +91,20 @@ def reinvite(user_id: int):
     return redirect(url_for("admin.users"))
 
 
+@bp.post("/users/<id:user_id>/two-factor/reset")
+def reset_two_factor(user_id: int):
+    db = get_session()
+    user = _user(user_id)
+    try:
+        twofactor.reset(db, user, actor=current_user)
+    except ValidationError as error:
+        flash(str(error), "error")
+    else:
+        db.commit()
+        flash(f"Two-factor sign-in was reset for {user.email}; they set it up again at their next sign-in.")
+    return redirect(url_for("admin.users"))
+
+
 @bp.route("/organisations", methods=["GET", "POST"])
 def organisations():
     db = get_session()
@@ -98,7 +113,8 @@ def organisations():
         values = request.form.to_dict()
         try:
             accounts.create_organisation(
-                db, slug=values.get("slug", ""), name=values.get("name", ""), side=values.get("side", "")
+                db, slug=values.get("slug", ""), name=values.get("name", ""), side=values.get("side", ""),
+                actor=current_user,
             )
         except ValidationError as error:
             errors = error.errors

@@ -1,17 +1,24 @@
 from __future__ import annotations
 
+import time
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from portal import i18n
 from portal.db import get_session
-from portal.errors import SignInRefused, ValidationError
-from portal.services import accounts
+from portal.errors import RateLimited, SignInRefused, ValidationError
+from portal.models import User
+from portal.services import accounts, sessions, twofactor
+from portal.views import rate_limit
 
 bp = Blueprint("auth", __name__)
+
+# Between the password and the second factor, the cookie holds only this: no user is signed in, so
+# every page but the code or enrolment page still sends the browser to /login.
+PENDING = "pending_sign_in"
 
 
 def _safe_next(target: str | None) -> str:
@@ -21,30 +28,91 @@ def _safe_next(target: str | None) -> str:
     return url_for("main.dashboard")
 
 
+def begin_session(user: User, *, two_factor: bool) -> None:
+    """A new server-side session and a cleared cookie (no session fixation), then Flask-Login's sign-in."""
+    db = get_session()
+    session.clear()
+    sessions.start(db, user, address=request.remote_addr or "", browser=request.user_agent.string,
+                   two_factor=two_factor)
+    db.commit()
+    login_user(user)
+
+
+def finish_sign_in(user: User, *, two_factor: bool) -> None:
+    accounts.complete_sign_in(get_session(), user, two_factor=two_factor)
+    begin_session(user, two_factor=two_factor)
+
+
+def hold_sign_in(user: User, stage: str, next_url: str) -> None:
+    """Password accepted; the second factor (stage "code") or its enrolment (stage "enrol") is next."""
+    session.clear()
+    session[PENDING] = {"user_id": user.id, "stage": stage, "at": int(time.time()), "next": next_url}
+
+
+def pending_sign_in(stage: str) -> tuple[User, str] | None:
+    """The user half-way through signing in at this stage, and where they were going; None if none."""
+    held = session.get(PENDING)
+    if not isinstance(held, dict) or held.get("stage") != stage:
+        return None
+    if time.time() - held.get("at", 0) > current_app.config["SIGN_IN_CODE_MINUTES"] * 60:
+        session.pop(PENDING)
+        return None
+    user = get_session().get(User, held.get("user_id"))
+    if user is None or not user.is_active:
+        return None
+    return user, _safe_next(held.get("next"))
+
+
+def _after_password(user: User, next_url: str):
+    db = get_session()
+    if twofactor.credential_for(db, user) is not None:
+        hold_sign_in(user, "code", next_url)
+        return redirect(url_for("twofactor.code"))
+    if twofactor.required_for(user):
+        hold_sign_in(user, "enrol", next_url)
+        flash("Your account needs two-factor sign-in. Set it up to continue.")
+        return redirect(url_for("twofactor.setup"))
+    finish_sign_in(user, two_factor=False)
+    return redirect(next_url)
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if current_user.is_authenticated:
         return redirect(_safe_next(request.args.get("next")))
-    error = None
+    error, status, headers = None, 200, {}
     if request.method == "POST":
-        db = get_session()
-        try:
-            user = accounts.authenticate(db, request.form.get("email", ""), request.form.get("password", ""))
-        except SignInRefused as refused:
-            db.commit()
-            error = str(refused)
-        else:
-            db.commit()
-            session.clear()
-            login_user(user)
-            return redirect(_safe_next(request.args.get("next")))
-    status = 401 if error else 200
-    return render_template("auth/login.html", error=error, email=request.form.get("email", "")), status
+        email = request.form.get("email", "")
+        user, refusal = sign_in_attempt(
+            accounts.normalise_email(email),
+            lambda db: accounts.authenticate(db, email, request.form.get("password", "")))
+        if refusal is None:
+            get_session().commit()
+            return _after_password(user, _safe_next(request.args.get("next")))
+        error, status, headers = refusal
+    return render_template("auth/login.html", error=error, email=request.form.get("email", "")), status, headers
+
+
+def sign_in_attempt(user_key: str, check):
+    """One sign-in step (password or code) under the rate limit: (check's result, None), or (None, (message,
+    status, headers)). A refusal is committed, since it counts toward the account's lock-out."""
+    db = get_session()
+    try:
+        rate_limit("sign_in", user_key)
+        return check(db), None
+    except RateLimited as limited:
+        return None, (str(limited), 429, {"Retry-After": str(limited.retry_after)})
+    except SignInRefused as refused:
+        db.commit()
+        return None, (str(refused), 401, {})
 
 
 @bp.post("/logout")
 @login_required
 def logout():
+    db = get_session()
+    sessions.end(db, current_user, current_user.session_key)
+    db.commit()
     logout_user()
     session.clear()
     flash(_("You have signed out."))
@@ -69,10 +137,9 @@ def invitation(token: str):
         else:
             db.commit()
             logout_user()
-            session.clear()
-            login_user(user)
+            response = _after_password(user, url_for("main.dashboard"))
             flash(_("Welcome. Your password is set."))
-            return redirect(url_for("main.dashboard"))
+            return response
     return render_template("auth/invitation.html", invitation=pending, errors=errors), 400 if errors else 200
 
 
@@ -82,17 +149,18 @@ def change_password():
     errors = {}
     if request.method == "POST":
         db = get_session()
+        user = current_user._get_current_object()
         try:
             accounts.change_password(
-                db, current_user, current=request.form.get("current", ""),
+                db, user, current=request.form.get("current", ""),
                 new=request.form.get("password", ""), confirm=request.form.get("confirm", ""),
             )
         except ValidationError as error:
             errors = error.errors
         else:
             db.commit()
-            # This session continues under the new token; every other one is now invalid.
-            login_user(current_user._get_current_object())
+            # Every session was ended; this browser continues in a new one.
+            begin_session(user, two_factor=twofactor.credential_for(db, user) is not None)
             flash(_("Your password is changed. You were signed out everywhere else."))
             return redirect(url_for("main.dashboard"))
     return render_template("auth/password.html", errors=errors), 400 if errors else 200

@@ -6,11 +6,11 @@ from markupsafe import Markup
 
 from portal import auth
 from portal.db import get_session
-from portal.errors import ValidationError
+from portal.errors import RateLimited, ValidationError
 from portal.markup import render_markdown
 from portal.models.notes import KINDS
 from portal.services import channels, content, digests, notes
-from portal.views import atom, require_sign_in
+from portal.views import atom, rate_limit, require_sign_in
 
 bp = Blueprint("channels", __name__)
 bp.before_request(require_sign_in)
@@ -46,21 +46,25 @@ def compose(slug: str, kind: str):
     errors = {}
     values = {"lang": current_user.lang, "marking": "limited", "case_status": "open"}
     preview = None
+    status, headers = 200, {}
     if request.method == "POST" and (preview := preview_of(request.form)) is not None:
         values = form_dict()
     elif request.method == "POST":
         values = form_dict()
         try:
+            rate_limit("post", str(current_user.id), commit=False)
             note = notes.post_note(db, channel, current_user, kind, values)
+        except RateLimited as limited:
+            errors, status, headers = {"_": str(limited)}, 429, {"Retry-After": str(limited.retry_after)}
         except ValidationError as error:
-            errors = error.errors
+            errors, status = error.errors, 400
         else:
             db.commit()
             return redirect(url_for("notes.show", note_id=note.id))
     return render_template(
         "notes/form.html", channel=channel, kind=kind, values=values, errors=errors, note=None,
         topics=content.topics(db), preview=preview,
-    ), 400 if errors else 200
+    ), status, headers
 
 
 @bp.get("/channels/<slug>/feed.atom")

@@ -6,11 +6,11 @@ from flask_login import current_user
 
 from portal import auth
 from portal.db import get_session
-from portal.errors import NotFound, ValidationError
+from portal.errors import NotFound, RateLimited, ValidationError
 from portal.markup import render_markdown
 from portal.models import Reply
 from portal.services import content, notes, replies
-from portal.views import require_sign_in
+from portal.views import rate_limit, require_sign_in
 from portal.views.channels import form_dict, preview_of
 
 bp = Blueprint("notes", __name__)
@@ -172,6 +172,11 @@ def reply(note_id: int):
     db = get_session()
     note = _note(note_id)
     values = {"body": request.form.get("body", ""), "parent_id": request.form.get("parent_id", "")}
+    try:
+        rate_limit("post", str(current_user.id), commit=False)
+    except RateLimited as limited:
+        page, status = _note_page(note, reply_errors={"_": str(limited)}, reply_values=values, status=429)
+        return page, status, {"Retry-After": str(limited.retry_after)}
     try:
         parent = replies.reply_in_note(db, note, request.form.get("parent_id", type=int))
         posted = replies.post_reply(db, note, current_user, values["body"], parent=parent)
