@@ -20,7 +20,7 @@ def me(app, token: str):
 def test_the_page_creates_a_token_shown_once_that_works_until_revoked(app, db, world):
     browser = app.test_client()
     login(browser, world.eu_member)
-    assert 'href="/account/tokens"' in browser.get("/").get_data(as_text=True)
+    assert 'href="/account/tokens"' in browser.get("/account").get_data(as_text=True)
     page = browser.post("/account/tokens", data={"name": "Case system", "scope": "write", "days": "30"})
     assert page.status_code == 200
     text = TOKEN.search(page.get_data(as_text=True)).group(0)
