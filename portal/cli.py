@@ -13,6 +13,7 @@ from flask.cli import AppGroup, with_appcontext
 from portal import db
 from portal.errors import DomainError
 from portal.services import accounts, channels, content, demo, importer
+from portal.services import notifications as notifications_service
 from portal.services import search as search_service
 
 orgs_cli = AppGroup("orgs", help="Organisations.")
@@ -20,11 +21,13 @@ users_cli = AppGroup("users", help="Accounts and invitations.")
 channels_cli = AppGroup("channels", help="Channels and membership.")
 notes_cli = AppGroup("notes", help="Notes.")
 search_cli = AppGroup("search", help="The full-text index.")
+notifications_cli = AppGroup("notifications", help="In-app notifications.")
 
 
 def register(app: Flask) -> None:
     for command in (init, demo_command, orgs_cli, users_cli, channels_cli, notes_cli, search_cli):
         app.cli.add_command(command)
+    app.cli.add_command(notifications_cli)
 
 
 def _fail(error: DomainError) -> None:
@@ -260,3 +263,10 @@ def search_query(text: str, email: str, as_json: bool, limit: int) -> None:
     for row in rows:
         click.echo(f"{row['id']}\t{row['external_id'] or '-'}\t{row['kind']}\t{row['score']}\t{row['title']}\t{row['url']}")
         click.echo(f"\t{row['snippet']}")
+
+
+@notifications_cli.command("overdue")
+def notifications_overdue() -> None:
+    """Notify askers of questions that went overdue (run daily, e.g. from cron; safe to run again)."""
+    count = _commit_or_fail(lambda session: notifications_service.notify_overdue(session, date.today()))
+    click.echo(f"{count} overdue notifications created.")

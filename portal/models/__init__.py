@@ -13,6 +13,9 @@ from portal.models.notes import (
     note_topics,
 )
 from portal.models.search import SearchOutbox
+from portal.models.translations import NoteTranslation, TranslationRevision
+from portal.models.acknowledgements import Acknowledgement, AcknowledgementRequest
+from portal.models.notifications import Notification
 
 __all__ = [
     "Act",
@@ -33,4 +36,9 @@ __all__ = [
     "Topic",
     "User",
     "note_topics",
+    "NoteTranslation",
+    "TranslationRevision",
+    "Acknowledgement",
+    "AcknowledgementRequest",
+    "Notification",
 ]

@@ -15,7 +15,7 @@ from portal.errors import Forbidden, ValidationError
 from portal.markup import render_markdown
 from portal.models import CaseMilestone, Channel, Note, NoteArticle, NoteRevision, Reply, User
 from portal.models.notes import CASE_STATUSES, KINDS, LANGS, MARKINGS
-from portal.services import audit, content
+from portal.services import audit, content, notifications
 
 TITLE_MAX = 300
 
@@ -198,6 +198,7 @@ def post_note(
     )
     session.add(note)
     session.flush()
+    notifications.note_posted(session, note)
     return note
 
 
@@ -272,6 +273,7 @@ def accept_answer(session: Session, note: Note, reply: Reply, actor: User) -> No
     note.declined_grounds = ""
     note.last_activity_at = utcnow()
     audit.record(session, actor, "question.accept", "note", note.id, reply_id=reply.id)
+    notifications.answer_accepted(session, note, reply, actor)
 
 
 def decline_question(session: Session, note: Note, actor: User, grounds: str) -> None:
@@ -347,9 +349,14 @@ def diff(old: str, new: str) -> list[DiffLine]:
 
 def revision_diffs(note: Note) -> list[tuple[NoteRevision, list[DiffLine], list[str]]]:
     """Each revision with its body diff and changed attributes against the one before, newest first."""
+    return history_diffs(note.revisions)
+
+
+def history_diffs(revisions: list) -> list[tuple]:
+    """Revisions (with title, body and attributes) each with its diff against the one before, newest first."""
     result = []
     previous = None
-    for revision in note.revisions:
+    for revision in revisions:
         old_body = previous.body if previous else ""
         old_title = previous.title if previous else ""
         old_attrs = previous.attributes if previous else {}

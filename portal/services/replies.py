@@ -13,7 +13,7 @@ from portal.db import utcnow
 from portal.errors import Forbidden, ValidationError
 from portal.markup import render_markdown
 from portal.models import Note, Reply, ReplyRevision, User
-from portal.services import audit
+from portal.services import audit, notifications
 
 PATH_WIDTH = 10
 
@@ -65,6 +65,7 @@ def post_reply(
         .values(reply_count=Note.reply_count + 1, last_activity_at=now)
         .execution_options(synchronize_session=False)
     )
+    notifications.reply_posted(session, note, reply, parent)
     return reply
 
 

@@ -24,9 +24,12 @@ class IdConverter(BaseConverter):
 
 def register(app: Flask) -> None:
     from portal.views import admin, auth, channels, main, notes, search
+    from portal.views import acknowledgements, notifications, translations
 
     app.url_map.converters["id"] = IdConverter
     for module in (auth, main, channels, notes, search, admin):
+        app.register_blueprint(module.bp)
+    for module in (translations, acknowledgements, notifications):
         app.register_blueprint(module.bp)
 
     @app.context_processor
@@ -37,7 +40,18 @@ def register(app: Flask) -> None:
             "KINDS": KINDS,
             "MARKINGS": MARKINGS,
             "CASE_STATUSES": CASE_STATUSES,
+            "unread_notifications": _unread_notifications,
         }
+
+
+def _unread_notifications() -> int:
+    """The header's unread count: called by the template, so pages that do not show it pay nothing."""
+    from portal.db import get_session
+    from portal.services import notifications
+
+    if not current_user.is_authenticated:
+        return 0
+    return notifications.unread_count(get_session(), current_user)
 
 
 def require_sign_in():

@@ -7,7 +7,7 @@ from portal import auth
 from portal.db import get_session
 from portal.errors import ValidationError
 from portal.models.notes import KINDS
-from portal.services import channels, content, notes
+from portal.services import acknowledgements, channels, content, notes
 from portal.views import require_sign_in
 
 bp = Blueprint("channels", __name__)
@@ -47,7 +47,10 @@ def compose(slug: str, kind: str):
         values = form_dict()
         try:
             note = notes.post_note(db, channel, current_user, kind, values)
+            if values.get("request_acknowledgement"):
+                acknowledgements.request_acknowledgement(db, note, current_user)
         except ValidationError as error:
+            db.rollback()
             errors = error.errors
         else:
             db.commit()

@@ -7,7 +7,7 @@ from portal import auth
 from portal.db import get_session
 from portal.errors import NotFound, ValidationError
 from portal.models import Reply
-from portal.services import content, notes, replies
+from portal.services import acknowledgements, content, notes, replies
 from portal.views import require_sign_in
 from portal.views.channels import form_dict
 
@@ -49,6 +49,8 @@ def _note_page(note, *, reply_errors=None, reply_values=None, status=200):
         links=reply_links(note),
         accepted=accepted,
         may_moderate=auth.moderates(db, current_user, note.channel),
+        may_translate=auth.may_translate(db, current_user, note),
+        acknowledgement=acknowledgements.status(db, note),
         reply_errors=reply_errors or {},
         reply_values=reply_values or {},
     ), status
