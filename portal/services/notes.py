@@ -94,6 +94,21 @@ def _parse_milestones(value) -> list[tuple[date, str]]:
     return sorted(milestones)
 
 
+def title_and_body(data: dict, errors: dict[str, str], *, noun: str = "note") -> tuple[str, str]:
+    """A title and a Markdown body, tidied; what is wrong with them goes into errors."""
+    title = " ".join(str(data.get("title") or "").split())
+    body = str(data.get("body") or "").replace("\r\n", "\n").strip()
+    if not title:
+        errors["title"] = f"Give the {noun} a title."
+    elif len(title) > TITLE_MAX:
+        errors["title"] = f"Keep the title under {TITLE_MAX} characters."
+    if not body:
+        errors["body"] = f"Write the {noun}'s text."
+    elif len(body.encode()) > current_app.config["MAX_BODY_BYTES"]:
+        errors["body"] = "The text is over the 200 KB limit; split it into several notes."
+    return title, body
+
+
 def validate(session: Session, kind: str, data: dict) -> NoteData:
     """Check and convert raw input (a form or a JSON object) into NoteData, naming every bad field."""
     errors: dict[str, str] = {}
@@ -105,16 +120,7 @@ def validate(session: Session, kind: str, data: dict) -> NoteData:
             errors.update(error.errors)
             return None
 
-    title = " ".join(str(data.get("title") or "").split())
-    body = str(data.get("body") or "").replace("\r\n", "\n").strip()
-    if not title:
-        errors["title"] = "Give the note a title."
-    elif len(title) > TITLE_MAX:
-        errors["title"] = f"Keep the title under {TITLE_MAX} characters."
-    if not body:
-        errors["body"] = "Write the note's text."
-    elif len(body.encode()) > current_app.config["MAX_BODY_BYTES"]:
-        errors["body"] = "The text is over the 200 KB limit; split it into several notes."
+    title, body = title_and_body(data, errors)
     lang = str(data.get("lang") or "en")
     if lang not in LANGS:
         errors["lang"] = "The language is en or ja."

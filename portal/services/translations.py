@@ -1,7 +1,6 @@
 """A note's version in the other language (en <-> ja): adding and revising it, with history."""
 from __future__ import annotations
 
-from flask import current_app
 from sqlalchemy.orm import Session
 
 from portal import auth
@@ -10,7 +9,7 @@ from portal.errors import ValidationError
 from portal.markup import render_markdown
 from portal.models import Note, NoteTranslation, TranslationRevision, User
 from portal.services import audit
-from portal.services.notes import TITLE_MAX, DiffLine, history_diffs
+from portal.services.notes import DiffLine, history_diffs, title_and_body
 
 STATUSES = ("authoritative", "courtesy")
 
@@ -22,16 +21,7 @@ def other_lang(note: Note) -> str:
 
 def _validate(data: dict) -> tuple[str, str, bool]:
     errors: dict[str, str] = {}
-    title = " ".join(str(data.get("title") or "").split())
-    body = str(data.get("body") or "").replace("\r\n", "\n").strip()
-    if not title:
-        errors["title"] = "Give the translation a title."
-    elif len(title) > TITLE_MAX:
-        errors["title"] = f"Keep the title under {TITLE_MAX} characters."
-    if not body:
-        errors["body"] = "Write the translated text."
-    elif len(body.encode()) > current_app.config["MAX_BODY_BYTES"]:
-        errors["body"] = "The text is over the 200 KB limit."
+    title, body = title_and_body(data, errors, noun="translation")
     status = str(data.get("status") or "")
     if status not in STATUSES:
         errors["status"] = "Mark the translation authoritative or a courtesy translation."
