@@ -5,8 +5,9 @@ import re
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
+from portal.db import engine
 from portal.markup import render_markdown
 from portal.models import Notification
 from portal.services import accounts, acknowledgements, channels, notes, notifications, replies
@@ -232,3 +233,26 @@ def test_notifications_page_is_paginated(app, db, world):
     every = [int(i) for i in ids[0] + ids[1]]
     assert every == sorted(every, reverse=True)
     assert "Older →" in first and "← Newer" in second and "Older →" not in second
+
+
+def test_the_notifications_page_queries_do_not_grow_with_its_rows(app, db, world):
+    note = world.notes["joint"]
+    eva = _client(app, world.eu_member)
+
+    def count_queries() -> int:
+        statements = []
+        listener = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(engine(), "before_cursor_execute", listener)
+        try:
+            assert eva.get("/notifications").status_code == 200
+        finally:
+            event.remove(engine(), "before_cursor_execute", listener)
+        return len(statements)
+
+    replies.post_reply(db, note, world.jp_member, "One")
+    db.commit()
+    one = count_queries()
+    for author in (world.jp_admin, world.eu_moderator, world.outsider, world.jp_member):
+        replies.post_reply(db, note, author, "More")
+    db.commit()
+    assert count_queries() == one

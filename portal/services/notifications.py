@@ -16,7 +16,7 @@ import unicodedata
 from datetime import date
 
 from sqlalchemy import exists, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from portal import auth
 from portal.db import utcnow
@@ -158,7 +158,8 @@ def unread_count(session: Session, user: User) -> int:
 def page(session: Session, user: User, *, number: int = 1, per_page: int = 30) -> tuple[list[Notification], bool]:
     """A page of the user's visible notifications, newest first, and whether more follow."""
     rows = list(session.scalars(
-        _visible(user).order_by(Notification.id.desc()).limit(per_page + 1).offset((max(number, 1) - 1) * per_page)
+        _visible(user).options(contains_eager(Notification.note), joinedload(Notification.actor))
+        .order_by(Notification.id.desc()).limit(per_page + 1).offset((max(number, 1) - 1) * per_page)
     ))
     return rows[:per_page], len(rows) > per_page
 
