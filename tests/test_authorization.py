@@ -579,7 +579,7 @@ ROUTES: dict[str, Route] = {
     # No note of the world asks for acknowledgement: refused with a flashed message.
     "acknowledgements.acknowledge": post(notes_of, signed_in(lambda a, n, m: 404 if hidden_note(a, n) else same(302))),
     "notifications.index": get(nothing, page),
-    "notifications.open": get(notifications_of, signed_in(lambda a, r, m: 404)),
+    "notifications.open": post(notifications_of, signed_in(lambda a, r, m: 404)),
     "notifications.mark_all_read": post(nothing, signed_in(lambda a, r, m: same(302))),  # nothing unread
     # Administration: 404 to everyone but admins, of either side.
     "admin.users": Route(nothing, admins_only(lambda a, o, m: 200), ("GET", "POST"),

@@ -172,10 +172,10 @@ def test_unread_count_in_the_header_and_opening_one(app, db, world):
         page = eva.get(path).get_data(as_text=True)
         assert re.search(r'Notifications <span class="count">2<span class="visually-hidden"> unread', page), path
     listing = eva.get("/notifications").get_data(as_text=True)
-    links = re.findall(r'href="(/notifications/\d+)"', listing)
+    links = re.findall(r'action="(/notifications/\d+)"', listing)
     assert len(links) == 2 and listing.count('class="notification unread"') == 2
     # Newest first: the second reply's notification is listed first; the first one opens reply one.
-    response = eva.get(links[1])
+    response = eva.post(links[1])
     assert response.status_code == 302 and response.location.endswith(f"/notes/{note.id}#reply-{reply.id}")
     assert 'Notifications <span class="count">1<' in eva.get("/").get_data(as_text=True)
     assert eva.post("/notifications/read").status_code == 302
@@ -187,7 +187,7 @@ def test_someone_elses_notification_is_404(app, db, world):
     replies.post_reply(db, world.notes["joint"], world.jp_member, "For eva")
     db.commit()
     mine = db.scalar(select(Notification.id))
-    response = _client(app, world.outsider).get(f"/notifications/{mine}")
+    response = _client(app, world.outsider).post(f"/notifications/{mine}")
     assert response.status_code == 404
     assert db.get(Notification, mine).read_at is None
 
@@ -204,7 +204,7 @@ def test_removed_from_the_channel_no_longer_sees_its_notifications(app, db, worl
     assert 'class="count"' not in eva.get("/").get_data(as_text=True)
     listing = eva.get("/notifications").get_data(as_text=True)
     assert note.title not in listing and "No notifications." in listing
-    assert eva.get(f"/notifications/{notification.id}").status_code == 404
+    assert eva.post(f"/notifications/{notification.id}").status_code == 404
     # Added back, she sees it again: the rule is applied when reading, not only when creating.
     channels.add_member(db, world.private, world.eu_member, actor=world.eu_admin)
     db.commit()
@@ -228,7 +228,7 @@ def test_notifications_page_is_paginated(app, db, world):
     eva = _client(app, world.eu_member)
     first = eva.get("/notifications").get_data(as_text=True)
     second = eva.get("/notifications?page=2").get_data(as_text=True)
-    ids = [re.findall(r'href="/notifications/(\d+)"', page) for page in (first, second)]
+    ids = [re.findall(r'action="/notifications/(\d+)"', page) for page in (first, second)]
     assert [len(i) for i in ids] == [3, 2]
     every = [int(i) for i in ids[0] + ids[1]]
     assert every == sorted(every, reverse=True)

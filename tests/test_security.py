@@ -239,6 +239,7 @@ class TestCSRF:
             "note_id": world.notes["joint"].id, "reply_id": world.replies["joint"].id,
             "user_id": world.jp_member.id, "slug": world.joint.slug, "kind": "update",
             "token": invitation_token,
+            "notification_id": 1,  # refused for its token before anyone looks it up
         }
         adapter = app.url_map.bind("localhost")
         urls = []

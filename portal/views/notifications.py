@@ -19,13 +19,11 @@ def index():
     return render_template("notifications/index.html", notifications=rows, page=number, more=more)
 
 
-@bp.get("/notifications/<id:notification_id>", endpoint="open")
+@bp.post("/notifications/<id:notification_id>", endpoint="open")
 def open_one(notification_id: int):
     """Follow a notification to the note or reply it is about, marking it read on the way.
 
-    A GET that changes state, deliberately: the list's entries are plain links that open in a new
-    tab and work without JavaScript, and all a forged request could do is mark one's own
-    notification read.
+    A POST (a button in the list): a GET must change nothing, since other sites can trigger GETs.
     """
     db = get_session()
     notification = notifications.open_notification(db, current_user, notification_id)
