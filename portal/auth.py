@@ -135,11 +135,14 @@ def organisations_seeing(channel: Channel, side: str) -> Select[tuple[Organisati
     return select(Organisation).where(Organisation.side == side, Organisation.id.in_(members))
 
 
-def may_translate(session: Session, user: User, note: Note) -> bool:
-    """The author, a colleague of the author's organisation, or a moderator of the note's channel."""
+def may_translate(session: Session, user: User, note: Note, *, moderator: bool | None = None) -> bool:
+    """The author, a colleague of the author's organisation, or a moderator of the note's channel.
+
+    moderator: what `moderates` answered for this user and channel, when the caller already asked.
+    """
     if user.id == note.author_id or user.organisation_id == note.author.organisation_id:
         return True
-    return moderates(session, user, note.channel)
+    return moderates(session, user, note.channel) if moderator is None else moderator
 
 
 def require_translator(session: Session, user: User, note: Note) -> None:

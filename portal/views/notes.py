@@ -42,14 +42,15 @@ def reply_links(note) -> dict[str, str]:
 def _note_page(note, *, reply_errors=None, reply_values=None, status=200):
     db = get_session()
     accepted = db.get(Reply, note.accepted_reply_id) if note.accepted_reply_id else None
+    may_moderate = auth.moderates(db, current_user, note.channel)
     return render_template(
         "notes/show.html",
         note=note,
         thread=replies.thread(db, note),
         links=reply_links(note),
         accepted=accepted,
-        may_moderate=auth.moderates(db, current_user, note.channel),
-        may_translate=auth.may_translate(db, current_user, note),
+        may_moderate=may_moderate,
+        may_translate=auth.may_translate(db, current_user, note, moderator=may_moderate),
         acknowledgement=acknowledgements.status(db, note),
         reply_errors=reply_errors or {},
         reply_values=reply_values or {},
