@@ -4,6 +4,10 @@ Visibility of a channel: `joint` to every official, `eu`/`jp` to that side's off
 `private` to its named members only. Portal admins administer accounts and channels but
 read only what their own side and memberships allow: sensitive exchanges stay with the
 people they were meant for.
+
+A note's translation may be added or revised by its author, anyone of the author's organisation
+and the channel's moderators. Acknowledgement is asked by the author or a moderator, of the side
+other than the author's, and given by readers of that side only.
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from portal.errors import Forbidden, NotFound
 from portal.extensions import login_manager
-from portal.models import Channel, ChannelMembership, Note, Reply, User
+from portal.models import Channel, ChannelMembership, Note, Organisation, Reply, User
 
 
 @login_manager.user_loader
@@ -112,3 +116,43 @@ def require_author_or_moderator(session: Session, user: User, author_id: int, ch
 def require_admin(user: User) -> None:
     if not user.is_admin:
         raise NotFound("page")
+
+
+def user_sees_channel(channel: Channel) -> ColumnElement[bool]:
+    """A WHERE clause on User: the active officials who may see this channel (notification recipients)."""
+    if channel.visibility == "joint":
+        sees = User.id.is_not(None)
+    elif channel.visibility == "private":
+        sees = User.id.in_(select(ChannelMembership.user_id).where(ChannelMembership.channel_id == channel.id))
+    else:
+        sees = User.organisation_id.in_(select(Organisation.id).where(Organisation.side == channel.visibility))
+    return and_(User.is_active.is_(True), sees)
+
+
+def organisations_seeing(channel: Channel, side: str) -> Select[tuple[Organisation]]:
+    """The organisations of one side with at least one active member who may see the channel."""
+    members = select(User.organisation_id).where(user_sees_channel(channel))
+    return select(Organisation).where(Organisation.side == side, Organisation.id.in_(members))
+
+
+def may_translate(session: Session, user: User, note: Note, *, moderator: bool | None = None) -> bool:
+    """The author, a colleague of the author's organisation, or a moderator of the note's channel.
+
+    moderator: what `moderates` answered for this user and channel, when the caller already asked.
+    """
+    if user.id == note.author_id or user.organisation_id == note.author.organisation_id:
+        return True
+    return moderates(session, user, note.channel) if moderator is None else moderator
+
+
+def require_translator(session: Session, user: User, note: Note) -> None:
+    require_writable(note.channel)
+    if not may_translate(session, user, note):
+        raise Forbidden("Only the author, a colleague of the author or a moderator may translate this note.")
+
+
+def require_acknowledger(user: User, note: Note, side: str) -> None:
+    """Only readers of the side asked acknowledge: the author's side cannot acknowledge for the other."""
+    require_writable(note.channel)
+    if user.side != side:
+        raise Forbidden(f"Only the {side.upper()} side is asked to acknowledge this note.")

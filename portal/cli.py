@@ -14,6 +14,7 @@ from portal import db
 from portal.errors import DomainError
 from portal.services import accounts, channels, content, demo, importer
 from portal.services import digests, subscriptions, tokens
+from portal.services import notifications as notifications_service
 from portal.services import search as search_service
 
 orgs_cli = AppGroup("orgs", help="Organisations.")
@@ -21,12 +22,14 @@ users_cli = AppGroup("users", help="Accounts and invitations.")
 channels_cli = AppGroup("channels", help="Channels and membership.")
 notes_cli = AppGroup("notes", help="Notes.")
 search_cli = AppGroup("search", help="The full-text index.")
+notifications_cli = AppGroup("notifications", help="In-app notifications.")
 
 
 def register(app: Flask) -> None:
     for command in (init, demo_command, orgs_cli, users_cli, channels_cli, notes_cli, search_cli,
                     subscriptions_cli, digests_cli, tokens_cli):
         app.cli.add_command(command)
+    app.cli.add_command(notifications_cli)
 
 
 def _fail(error: DomainError) -> None:
@@ -412,3 +415,10 @@ def _reset_2fa(session, email: str):
     user = accounts.user_by_email(session, email)
     twofactor.reset(session, user, actor=None)
     return user
+
+
+@notifications_cli.command("overdue")
+def notifications_overdue() -> None:
+    """Notify askers of questions that went overdue (run daily, e.g. from cron; safe to run again)."""
+    count = _commit_or_fail(lambda session: notifications_service.notify_overdue(session, date.today()))
+    click.echo(f"{count} overdue notifications created.")

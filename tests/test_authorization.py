@@ -530,6 +530,34 @@ def expect_own_subscription(actor, owner, method):
     return 302 if actor.name == owner else 404
 
 
+def expect_translate(actor, note, method):
+    """The author, a colleague of the author's organisation (in this world one organisation per side),
+    or a moderator of the channel; not in an archive."""
+    if hidden_note(actor, note):
+        return 404
+    if note.channel.archived:
+        return 403
+    if actor.name != note.author and actor.side != SIDE[note.author] and not actor.moderates(note.channel):
+        return 403
+    return 200 if method == "GET" else 302
+
+
+def expect_request_acknowledgement(actor, note, method):
+    if hidden_note(actor, note):
+        return 404
+    refused = refused_write(actor, note.channel, note.author)
+    if refused:
+        return refused
+    if CHANNELS[note.channel.key] in ("eu", "jp"):
+        return same(302)  # nobody on the other side can see the channel: flashed
+    return 302
+
+
+def notifications_of(fx: Fx) -> list[Res]:
+    # The world has no notifications; whose may be opened is tested in test_notifications.py.
+    return [Res("notification:missing", {"notification_id": MISSING_ID}, None)]
+
+
 NEW_PASSWORD = "another long test passphrase 7"
 NOTE_FORM = {"title": "Edited by the matrix", "body": "Edited body", "lang": "en", "marking": "limited",
              "topics": "dsa", "articles": "DSA Art. 16", "answer_by": "2031-01-01", "case_status": "open"}
@@ -661,6 +689,18 @@ ROUTES: dict[str, Route] = {
                               lambda fx, r: {"body": "Reply edited by the matrix"}),
     "notes.delete_reply": post(replies_of, signed_in(expect_reply_write)),
     "notes.restore_reply": post(replies_of, signed_in(expect_restore_reply)),
+    # Translations, acknowledgement and notifications (rules in detail in their own test files).
+    "translations.edit": Route(notes_of, signed_in(expect_translate), ("GET", "POST"),
+                               lambda fx, r: {"title": "Translated by the matrix", "body": "Translated body",
+                                              "status": "courtesy"}),
+    # The world's notes have no translation: the history sends readers on to the note's own history.
+    "translations.history": get(notes_of, signed_in(lambda a, n, m: 404 if hidden_note(a, n) else 302)),
+    "acknowledgements.request_acknowledgement": post(notes_of, signed_in(expect_request_acknowledgement)),
+    # No note of the world asks for acknowledgement: refused with a flashed message.
+    "acknowledgements.acknowledge": post(notes_of, signed_in(lambda a, n, m: 404 if hidden_note(a, n) else same(302))),
+    "notifications.index": get(nothing, page),
+    "notifications.open": post(notifications_of, signed_in(lambda a, r, m: 404)),
+    "notifications.mark_all_read": post(nothing, signed_in(lambda a, r, m: same(302))),  # nothing unread
     # Administration: 404 to everyone but admins, of either side.
     "admin.users": Route(nothing, admins_only(lambda a, o, m: 200), ("GET", "POST"),
                          lambda fx, r: {"email": "new.official@ec.example.eu", "name": "New Official",

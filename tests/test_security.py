@@ -250,6 +250,7 @@ class TestCSRF:
             "token_id": 1,  # any id: the CSRF check comes before the API token is looked up
             "subscription_id": 1,
             "session_id": 1,
+            "notification_id": 1,  # refused for its token before anyone looks it up
         }
         adapter = app.url_map.bind("localhost")
         urls = []

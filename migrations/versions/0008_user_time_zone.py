@@ -1,7 +1,7 @@
 """a time zone per user
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 Create Date: 2026-11-21
 """
 from alembic import op
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0008'
-down_revision = '0005'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 

@@ -18,6 +18,9 @@ from portal.models.tokens import ApiToken
 from portal.models.ratelimits import RateLimitCounter
 from portal.models.sessions import UserSession
 from portal.models.twofactor import RecoveryCode, TwoFactorCredential
+from portal.models.translations import NoteTranslation, TranslationRevision
+from portal.models.acknowledgements import Acknowledgement, AcknowledgementRequest
+from portal.models.notifications import Notification
 
 __all__ = [
     "Act",
@@ -48,4 +51,9 @@ __all__ = [
     "DigestRead",
     "FeedToken",
     "Subscription",
+    "NoteTranslation",
+    "TranslationRevision",
+    "Acknowledgement",
+    "AcknowledgementRequest",
+    "Notification",
 ]

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, contains_eager
 
 from portal import auth
 from portal.models import CaseMilestone, Channel, Note, User
-from portal.services import channels
+from portal.services import acknowledgements, channels
 
 
 @dataclass
@@ -18,10 +18,11 @@ class Dashboard:
     awaiting: list[Note]
     milestones: list[CaseMilestone]
     recent: list[Note]
+    to_acknowledge: list[Note]
 
 
 def for_user(session: Session, user: User, today: date) -> Dashboard:
-    """The dashboard's four lists, each limited to what this user may see."""
+    """The dashboard's lists, each limited to what this user may see."""
     awaiting = session.scalars(
         auth.visible_notes(user)
         .where(Note.kind == "question", Note.question_state == "open", Note.addressed_side == user.side)
@@ -50,4 +51,5 @@ def for_user(session: Session, user: User, today: date) -> Dashboard:
         awaiting=list(awaiting),
         milestones=list(milestones),
         recent=list(recent),
+        to_acknowledge=acknowledgements.awaiting(session, user),
     )

@@ -16,7 +16,7 @@ from portal.errors import Forbidden, ValidationError
 from portal.markup import render_markdown
 from portal.models import CaseMilestone, Channel, Note, NoteArticle, NoteRevision, Reply, User
 from portal.models.notes import CASE_STATUSES, KINDS, LANGS, MARKINGS
-from portal.services import audit, content, digests
+from portal.services import audit, content, digests, notifications
 
 TITLE_MAX = 300
 
@@ -95,6 +95,29 @@ def _parse_milestones(value) -> list[tuple[date, str]]:
     return sorted(milestones)
 
 
+# Whole sentences per noun, so that each can be translated as a sentence.
+MISSING_TITLE_AND_BODY = {
+    "note": (_l("Give the note a title."), _l("Write the note's text.")),
+    "translation": (_l("Give the translation a title."), _l("Write the translation's text.")),
+}
+
+
+def title_and_body(data: dict, errors: dict[str, str], *, noun: str = "note") -> tuple[str, str]:
+    """A title and a Markdown body, tidied; what is wrong with them goes into errors."""
+    title = " ".join(str(data.get("title") or "").split())
+    body = str(data.get("body") or "").replace("\r\n", "\n").strip()
+    no_title, no_body = MISSING_TITLE_AND_BODY[noun]
+    if not title:
+        errors["title"] = no_title
+    elif len(title) > TITLE_MAX:
+        errors["title"] = _l("Keep the title under %(n)s characters.", n=TITLE_MAX)
+    if not body:
+        errors["body"] = no_body
+    elif len(body.encode()) > current_app.config["MAX_BODY_BYTES"]:
+        errors["body"] = _l("The text is over the 200 KB limit; split it into several notes.")
+    return title, body
+
+
 def validate(session: Session, kind: str, data: dict) -> NoteData:
     """Check and convert raw input (a form or a JSON object) into NoteData, naming every bad field."""
     errors: dict[str, str] = {}
@@ -106,16 +129,7 @@ def validate(session: Session, kind: str, data: dict) -> NoteData:
             errors.update(error.errors)
             return None
 
-    title = " ".join(str(data.get("title") or "").split())
-    body = str(data.get("body") or "").replace("\r\n", "\n").strip()
-    if not title:
-        errors["title"] = _l("Give the note a title.")
-    elif len(title) > TITLE_MAX:
-        errors["title"] = _l("Keep the title under %(n)s characters.", n=TITLE_MAX)
-    if not body:
-        errors["body"] = _l("Write the note's text.")
-    elif len(body.encode()) > current_app.config["MAX_BODY_BYTES"]:
-        errors["body"] = _l("The text is over the 200 KB limit; split it into several notes.")
+    title, body = title_and_body(data, errors)
     lang = str(data.get("lang") or "en")
     if lang not in LANGS:
         errors["lang"] = _l("The language is en or ja.")
@@ -200,6 +214,7 @@ def post_note(
     session.add(note)
     session.flush()
     digests.record_event(session, "note", note, actor=author)
+    notifications.note_posted(session, note)
     return note
 
 
@@ -278,6 +293,7 @@ def accept_answer(session: Session, note: Note, reply: Reply, actor: User) -> No
     note.last_activity_at = utcnow()
     audit.record(session, actor, "question.accept", "note", note.id, reply_id=reply.id)
     digests.record_event(session, "answered", note, reply=reply, actor=actor)
+    notifications.answer_accepted(session, note, reply, actor)
 
 
 def decline_question(session: Session, note: Note, actor: User, grounds: str) -> None:
@@ -354,9 +370,14 @@ def diff(old: str, new: str) -> list[DiffLine]:
 
 def revision_diffs(note: Note) -> list[tuple[NoteRevision, list[DiffLine], list[str]]]:
     """Each revision with its body diff and changed attributes against the one before, newest first."""
+    return history_diffs(note.revisions)
+
+
+def history_diffs(revisions: list) -> list[tuple]:
+    """Revisions (with title, body and attributes) each with its diff against the one before, newest first."""
     result = []
     previous = None
-    for revision in note.revisions:
+    for revision in revisions:
         old_body = previous.body if previous else ""
         old_title = previous.title if previous else ""
         old_attrs = previous.attributes if previous else {}

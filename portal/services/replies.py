@@ -14,7 +14,7 @@ from portal.db import utcnow
 from portal.errors import Forbidden, ValidationError
 from portal.markup import render_markdown
 from portal.models import Note, Reply, ReplyRevision, User
-from portal.services import audit, digests
+from portal.services import audit, digests, notifications
 
 PATH_WIDTH = 10
 
@@ -67,6 +67,7 @@ def post_reply(
         .execution_options(synchronize_session=False)
     )
     digests.record_event(session, "reply", note, reply=reply, actor=author)
+    notifications.reply_posted(session, note, reply, parent)
     return reply
 
 

@@ -32,6 +32,7 @@ from portal.models import (
     Channel,
     Note,
     NoteArticle,
+    NoteTranslation,
     Reply,
     SearchOutbox,
     Topic,
@@ -76,7 +77,7 @@ def _day(value: date | None) -> datetime | None:
 
 def note_document(note: Note) -> dict:
     labels = [citation.label for citation in note.citations]
-    return {
+    document = {
         "key": f"note:{note.id}", "type": "note", "note_id": str(note.id), "channel_id": str(note.channel_id),
         "channel": note.channel.slug, "kind": note.kind, "status": note.case_status or "",
         "qstate": note.question_state or "", "topics": ",".join(topic.slug for topic in note.topics),
@@ -87,6 +88,13 @@ def note_document(note: Note) -> dict:
         "created": note.created_at, "answer_by": _day(note.answer_by),
         "stamp": f"{note.revision}:{note.question_state}:{note.case_status}",
     }
+    # The version in the other language is found by a search in either language.
+    translation = note.translation
+    if translation is not None:
+        document["title"] += f"\n{translation.title}"
+        document["body"] += f"\n{plain_text(translation.body_html)}"
+        document["stamp"] += f":t{translation.revision}"
+    return document
 
 
 def reply_document(reply: Reply, note: Note) -> dict:
@@ -124,7 +132,7 @@ def record_changes(session: Session, _flush_context) -> None:
             changed.add(("note", obj.id))
         elif isinstance(obj, Reply):
             changed.add(("reply", obj.id))
-        elif isinstance(obj, (NoteArticle, CaseMilestone)):
+        elif isinstance(obj, (NoteArticle, CaseMilestone, NoteTranslation)):
             changed.add(("note", obj.note_id))
         elif isinstance(obj, Article):
             changed.add(("article", obj.id))
@@ -267,7 +275,7 @@ def _load_notes(session: Session, ids: Iterable[int]) -> list[Note]:
         return []
     return list(session.scalars(
         select(Note).where(Note.id.in_(ids))
-        .options(selectinload(Note.topics), selectinload(Note.citations))
+        .options(selectinload(Note.topics), selectinload(Note.citations), selectinload(Note.translation))
     ))
 
 
@@ -293,7 +301,7 @@ def expected_documents(session: Session) -> Iterable[dict]:
         yield article_document(article)
     notes = session.scalars(
         select(Note).where(Note.deleted_at.is_(None)).order_by(Note.id)
-        .options(selectinload(Note.topics), selectinload(Note.citations))
+        .options(selectinload(Note.topics), selectinload(Note.citations), selectinload(Note.translation))
         .execution_options(yield_per=500)
     )
     by_id: dict[int, Note] = {}

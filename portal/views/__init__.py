@@ -33,12 +33,14 @@ class IdConverter(BaseConverter):
 
 def register(app: Flask) -> None:
     from portal import api
-    from portal.views import (admin, audit, auth, channels, digests, main, notes, search, sessions, subscriptions,
-                              tokens, twofactor)
+    from portal.views import (acknowledgements, admin, audit, auth, channels, digests, main, notes, notifications,
+                              search, sessions, subscriptions, tokens, translations, twofactor)
 
     app.url_map.converters["id"] = IdConverter
     for module in (auth, main, channels, notes, search, admin, tokens, subscriptions, digests, twofactor, sessions,
                    audit):
+        app.register_blueprint(module.bp)
+    for module in (translations, acknowledgements, notifications):
         app.register_blueprint(module.bp)
     api.register(app)
 
@@ -50,7 +52,18 @@ def register(app: Flask) -> None:
             "KINDS": KINDS,
             "MARKINGS": MARKINGS,
             "CASE_STATUSES": CASE_STATUSES,
+            "unread_notifications": _unread_notifications,
         }
+
+
+def _unread_notifications() -> int:
+    """The header's unread count: called by the template, so pages that do not show it pay nothing."""
+    from portal.db import get_session
+    from portal.services import notifications
+
+    if not current_user.is_authenticated:
+        return 0
+    return notifications.unread_count(get_session(), current_user)
 
 
 def require_sign_in():

@@ -9,7 +9,7 @@ from portal.db import get_session
 from portal.errors import NotFound, RateLimited, ValidationError
 from portal.markup import render_markdown
 from portal.models import Reply
-from portal.services import content, notes, replies
+from portal.services import acknowledgements, content, notes, replies
 from portal.views import rate_limit, require_sign_in
 from portal.views.channels import form_dict, preview_of
 
@@ -44,13 +44,16 @@ def reply_links(note) -> dict[str, str]:
 def _note_page(note, *, reply_errors=None, reply_values=None, status=200):
     db = get_session()
     accepted = db.get(Reply, note.accepted_reply_id) if note.accepted_reply_id else None
+    may_moderate = auth.moderates(db, current_user, note.channel)
     return render_template(
         "notes/show.html",
         note=note,
         thread=replies.thread(db, note),
         links=reply_links(note),
         accepted=accepted,
-        may_moderate=auth.moderates(db, current_user, note.channel),
+        may_moderate=may_moderate,
+        may_translate=auth.may_translate(db, current_user, note, moderator=may_moderate),
+        acknowledgement=acknowledgements.status(db, note),
         reply_errors=reply_errors or {},
         reply_values=reply_values or {},
     ), status
