@@ -168,7 +168,7 @@ def test_dashboard_lists_what_awaits_my_organisation(app, db, world):
 
     def awaiting(client) -> str:
         page = client.get("/").get_data(as_text=True)
-        return page[page.index("Awaiting my acknowledgement"):page.index("Case milestones")]
+        return page[page.index('id="to-acknowledge"'):page.index('id="milestones"')]
 
     assert note.title in awaiting(kenji)
     assert note.title not in awaiting(_client(app, world.eu_member))  # the asking side
