@@ -25,6 +25,7 @@ search_cli = AppGroup("search", help="The full-text index.")
 def register(app: Flask) -> None:
     for command in (init, demo_command, orgs_cli, users_cli, channels_cli, notes_cli, search_cli):
         app.cli.add_command(command)
+    register_operations(app)
 
 
 def _fail(error: DomainError) -> None:
@@ -260,3 +261,48 @@ def search_query(text: str, email: str, as_json: bool, limit: int) -> None:
     for row in rows:
         click.echo(f"{row['id']}\t{row['external_id'] or '-'}\t{row['kind']}\t{row['score']}\t{row['title']}\t{row['url']}")
         click.echo(f"\t{row['snippet']}")
+
+
+def _secret_key_file() -> Path:
+    return Path(current_app.instance_path) / "secret_key"
+
+
+@click.command("backup")
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+@with_appcontext
+def backup_command(path: Path) -> None:
+    """Back up the SQLite database and secret key into a new directory PATH (safe while serving)."""
+    from portal.services import backup
+
+    manifest = _commit_or_fail(lambda session: backup.create_backup(
+        session, path, secret_key_file=_secret_key_file()))
+    counts = ", ".join(f"{n} {table.replace('_', ' ')}" for table, n in manifest.counts.items())
+    click.echo(f"Backed up to {path} (migration {manifest.revision or 'none'}): {counts}.")
+    if not manifest.has_secret_key:
+        click.echo("No secret key file: the key comes from PORTAL_SECRET_KEY; keep it with the backup.")
+    click.echo("The search index is not copied: `restore` rebuilds it from the database.")
+
+
+@click.command("restore")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite a database that already holds a portal.")
+@with_appcontext
+def restore_command(path: Path, force: bool) -> None:
+    """Restore a backup made by `backup` into this instance (stop the web server first)."""
+    from portal.services import backup
+
+    session = db.get_session()
+    try:
+        manifest = backup.restore_backup(session, path, secret_key_file=_secret_key_file(), force=force)
+    except DomainError as error:
+        _fail(error)
+    session = db.get_session()
+    count = search_service.rebuild(session, search_service.index_for(current_app))
+    click.echo(f"Restored {path} (made {manifest.created_at}, migration {manifest.revision or 'none'}); "
+               f"rebuilt the search index with {count} documents.")
+
+
+def register_operations(app: Flask) -> None:
+    """Commands for operators: backup and restore."""
+    for command in (backup_command, restore_command):
+        app.cli.add_command(command)
