@@ -302,7 +302,51 @@ def restore_command(path: Path, force: bool) -> None:
                f"rebuilt the search index with {count} documents.")
 
 
+export_cli = AppGroup("export", help="Exports of a channel or a case file, for records retention.")
+
+
+def _export(run, as_email: str, out: Path) -> None:
+    """Export as that user (the web's permission rules apply); the audit record is committed first,
+    so no export leaves the portal unrecorded."""
+    result = _commit_or_fail(lambda session: run(session, accounts.user_by_email(session, as_email)))
+    out.write_bytes(result.data)
+    click.echo(f"Wrote {out}: {result.notes} notes, {result.replies} replies.")
+
+
+_export_options = [
+    click.option("--as", "as_email", required=True, help="Export as this user, with their permissions."),
+    click.option("--format", "fmt", type=click.Choice(["json", "markdown"]), default="json", show_default=True),
+    click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True, path_type=Path)),
+]
+
+
+def _with_export_options(command):
+    for option in reversed(_export_options):
+        command = option(command)
+    return command
+
+
+@export_cli.command("channel")
+@click.argument("slug")
+@_with_export_options
+def export_channel(slug: str, as_email: str, fmt: str, out: Path) -> None:
+    """Export a channel: every live note, its thread and every revision."""
+    from portal.services import export
+
+    _export(lambda session, user: export.export_channel(session, user, slug, fmt=fmt), as_email, out)
+
+
+@export_cli.command("case")
+@click.argument("note_id", type=int)
+@_with_export_options
+def export_case(note_id: int, as_email: str, fmt: str, out: Path) -> None:
+    """Export a case file: the case note, its thread and every revision."""
+    from portal.services import export
+
+    _export(lambda session, user: export.export_case(session, user, note_id, fmt=fmt), as_email, out)
+
+
 def register_operations(app: Flask) -> None:
-    """Commands for operators: backup and restore."""
-    for command in (backup_command, restore_command):
+    """Commands for operators: backup, restore and export."""
+    for command in (backup_command, restore_command, export_cli):
         app.cli.add_command(command)

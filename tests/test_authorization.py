@@ -418,6 +418,19 @@ def expect_invitation(actor, res, method):
     return 200 if method == "GET" else Outcome(302, changes=True, to_login=False)
 
 
+def expect_export_channel(actor, chan, method):
+    """Channel moderators, site moderators and admins export the channels they can see."""
+    if hidden_channel(actor, chan):
+        return 404
+    return 200 if actor.moderates(chan) else 403
+
+
+def expect_export_case(actor, note, method):
+    if hidden_note(actor, note) or note.kind != "case":
+        return 404
+    return 200 if actor.moderates(note.channel) else 403
+
+
 def channels_of(fx: Fx) -> list[Res]:
     return [Res(c.label, {"slug": c.slug}, c) for c in [*fx.channels.values(), fx.missing_channel]]
 
@@ -565,6 +578,9 @@ ROUTES: dict[str, Route] = {
     "admin.archive": post(channels_of, admins_only(lambda a, c, m: 302 if c.exists else 404),
                           lambda fx, r: {"archive": "1"}),
     "admin.deleted": get(nothing, admins_only(lambda a, o, m: 200)),
+    # Exports (audited, so an allowed export changes the database).
+    "export.channel": post(channels_of, signed_in(expect_export_channel), lambda fx, r: {"format": "json"}),
+    "export.case": post(notes_of, signed_in(expect_export_case), lambda fx, r: {"format": "json"}),
 }
 
 

@@ -23,10 +23,10 @@ class IdConverter(BaseConverter):
 
 
 def register(app: Flask) -> None:
-    from portal.views import admin, auth, channels, main, notes, search
+    from portal.views import admin, auth, channels, export, main, notes, search
 
     app.url_map.converters["id"] = IdConverter
-    for module in (auth, main, channels, notes, search, admin):
+    for module in (auth, main, channels, notes, search, admin, export):
         app.register_blueprint(module.bp)
 
     @app.context_processor
