@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pytest
+from hypothesis import settings
 from flask import g, has_app_context
 from flask.testing import FlaskClient
 from sqlalchemy import URL, make_url, text
@@ -195,3 +196,11 @@ def world(app, db) -> World:
     chans["archived"].is_archived = True
     db.commit()
     return World(**w, **chans, notes=note_map, replies=reply_map)
+
+
+# Property-based tests: few examples, always the same ones, so the suite stays fast and repeatable.
+# HYPOTHESIS_PROFILE=thorough searches more widely (random, 500 examples) when working on a parser.
+settings.register_profile("portal", max_examples=40, derandomize=True, deadline=None, database=None,
+                          print_blob=True)
+settings.register_profile("thorough", max_examples=500, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "portal"))
