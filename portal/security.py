@@ -6,6 +6,8 @@ import re
 
 from flask import Flask, Response, request
 
+from portal.errors import ValidationError
+
 # Invitation links carry a bearer token in their path; access logs must not keep it.
 SECRET_PATHS = re.compile(r"(/invitations/)[^\s?\"]+")
 
@@ -37,6 +39,14 @@ def init_app(app: Flask) -> None:
     access_log = logging.getLogger("werkzeug")
     if not any(isinstance(f, RedactSecretPaths) for f in access_log.filters):
         access_log.addFilter(RedactSecretPaths())
+
+    @app.before_request
+    def refuse_nul_characters() -> None:
+        # No field has a use for NUL, and PostgreSQL cannot store it in text: refuse it with a
+        # message before it reaches a query, on every database alike.
+        for source in (request.args, request.form):
+            if any("\x00" in key or "\x00" in value for key, value in source.items(multi=True)):
+                raise ValidationError("The request contained a NUL character (\\0), which no field accepts.")
 
     @app.after_request
     def headers(response: Response) -> Response:
