@@ -7,6 +7,7 @@ Usage (from the repository root, with the project's virtualenv):
     .venv/bin/python bench/load.py --kill-worker           # SIGKILL one worker half-way through
     .venv/bin/python bench/load.py --notes 2000 --replies 20000 --duration 15   # a quick small run
     .venv/bin/python bench/load.py --only thread           # thread pages only (the 300 req/s target)
+    .venv/bin/python bench/load.py --profile 300           # first profile 300 thread pages in-process
 
 What it does:
   1. builds (or reuses) the database of bench/pages.py with --notes/--replies (its own build, in
@@ -351,6 +352,44 @@ def check_writes(db_path: Path, search_dir: Path, env: dict, acknowledged: list[
     return len(missing_db) + len(left)
 
 
+def profile_thread_pages(db_path: Path, plan: dict, requests: int) -> None:
+    """cProfile of thread pages served in-process (one worker's work without HTTP): where the time goes."""
+    import cProfile
+    import gc
+    import io
+    import pstats
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from portal import create_app
+
+    app = create_app({"INSTANCE_PATH": str(OUT / "load-instance"), "DATABASE_URL": f"sqlite:///{db_path}",
+                      "SECRET_KEY": "bench-load-secret", "WTF_CSRF_ENABLED": False,
+                      "SEARCH_DIR": str(OUT / "load-search")})
+    client = app.test_client()
+    if client.post("/login", data={"email": plan["emails"][0], "password": PASSWORD}).status_code != 302:
+        sys.exit("profile: sign-in failed")
+    rng = random.Random(1)
+    paths = [f"/notes/{rng.choice(plan['note_ids'])}" for _ in range(requests + 20)]
+    for path in paths[:20]:
+        client.get(path)
+    gc.freeze()  # as wsgi.py does
+    profiler = cProfile.Profile()
+    wall, cpu = time.perf_counter(), time.process_time()
+    profiler.enable()
+    for path in paths[20:]:
+        client.get(path)
+    profiler.disable()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(f"\nIn-process thread pages: {requests} requests, {wall / requests * 1000:.1f} ms wall and "
+          f"{cpu / requests * 1000:.1f} ms CPU each (so at most {1000 / (cpu / requests * 1000):.0f} req/s per "
+          f"busy CPU before HTTP, gunicorn and clients take their share)")
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(40)
+    (OUT / "load-profile.txt").write_text(text.getvalue())
+    print(f"Profile (cumulative, top 40): {OUT / 'load-profile.txt'}")
+
+
 # --------------------------------------------------------------------------------------------
 
 
@@ -366,6 +405,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", choices=KINDS, help="send only this request type")
     parser.add_argument("--kill-worker", action="store_true", help="SIGKILL one gunicorn worker half-way")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="first profile N thread pages in-process (cProfile, bench/out/load-profile.txt)")
     args = parser.parse_args(argv)
 
     db_path, meta = prepare_database(args)
@@ -373,6 +414,8 @@ def main(argv: list[str] | None = None) -> None:
     shutil.rmtree(search_dir, ignore_errors=True)
     env = server_environment(db_path, search_dir)
     plan = load_plan(db_path, meta, args)
+    if args.profile:
+        profile_thread_pages(db_path, plan, args.profile)
     port = free_port()
     print(f"Load: {args.clients} clients on gunicorn -w {args.workers} at 127.0.0.1:{port} for {args.duration:.0f} s "
           f"over {meta['notes']} notes / {meta['replies']} replies; mix {plan['mix']}")
