@@ -23,20 +23,18 @@ def may_export(channel: Channel) -> bool:
 # POST, not GET: an export is audited, and GETs change nothing (tests/test_security.py).
 @bp.post("/channels/<slug>/export")
 def channel(slug: str):
-    db = get_session()
-    result = export.export_channel(db, current_user, slug, fmt=request.form.get("format", ""))
-    db.commit()
-    return _download(result)
+    return _download(lambda db, fmt: export.export_channel(db, current_user, slug, fmt=fmt))
 
 
 @bp.post("/notes/<id:note_id>/export")
 def case(note_id: int):
+    return _download(lambda db, fmt: export.export_case(db, current_user, note_id, fmt=fmt))
+
+
+def _download(run) -> Response:
+    """Run the export with the submitted format, commit its audit record, send the file."""
     db = get_session()
-    result = export.export_case(db, current_user, note_id, fmt=request.form.get("format", ""))
+    result = run(db, request.form.get("format", ""))
     db.commit()
-    return _download(result)
-
-
-def _download(result: export.ExportFile) -> Response:
     return Response(result.data, mimetype=result.mimetype,
                     headers={"Content-Disposition": f'attachment; filename="{result.filename}"'})
