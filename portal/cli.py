@@ -14,6 +14,7 @@ from portal import db
 from portal.errors import DomainError
 from portal.services import accounts, channels, content, demo, importer
 from portal.services import search as search_service
+from portal.services import backup, export
 
 orgs_cli = AppGroup("orgs", help="Organisations.")
 users_cli = AppGroup("users", help="Accounts and invitations.")
@@ -272,8 +273,6 @@ def _secret_key_file() -> Path:
 @with_appcontext
 def backup_command(path: Path) -> None:
     """Back up the SQLite database and secret key into a new directory PATH (safe while serving)."""
-    from portal.services import backup
-
     manifest = _commit_or_fail(lambda session: backup.create_backup(
         session, path, secret_key_file=_secret_key_file()))
     counts = ", ".join(f"{n} {table.replace('_', ' ')}" for table, n in manifest.counts.items())
@@ -289,8 +288,6 @@ def backup_command(path: Path) -> None:
 @with_appcontext
 def restore_command(path: Path, force: bool) -> None:
     """Restore a backup made by `backup` into this instance (stop the web server first)."""
-    from portal.services import backup
-
     session = db.get_session()
     try:
         manifest = backup.restore_backup(session, path, secret_key_file=_secret_key_file(), force=force)
@@ -331,8 +328,6 @@ def _with_export_options(command):
 @_with_export_options
 def export_channel(slug: str, as_email: str, fmt: str, out: Path) -> None:
     """Export a channel: every live note, its thread and every revision."""
-    from portal.services import export
-
     _export(lambda session, user: export.export_channel(session, user, slug, fmt=fmt), as_email, out)
 
 
@@ -341,8 +336,6 @@ def export_channel(slug: str, as_email: str, fmt: str, out: Path) -> None:
 @_with_export_options
 def export_case(note_id: int, as_email: str, fmt: str, out: Path) -> None:
     """Export a case file: the case note, its thread and every revision."""
-    from portal.services import export
-
     _export(lambda session, user: export.export_case(session, user, note_id, fmt=fmt), as_email, out)
 
 
