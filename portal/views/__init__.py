@@ -5,17 +5,21 @@ from datetime import date
 
 from flask import Flask, g, redirect, request, url_for
 from flask_login import current_user
-from werkzeug.routing import BaseConverter
+from werkzeug.routing import BaseConverter, ValidationError
 
+from portal.db import MAX_ID
 from portal.models.notes import CASE_STATUSES, KINDS, MARKINGS
 
 
 class IdConverter(BaseConverter):
-    """Database ids: digits that fit a 64-bit integer, so an absurd id is a 404 rather than an overflow."""
+    """Database ids: digits within the id columns' range (db.MAX_ID), so an absurd id is a 404
+    rather than an overflow in the database."""
 
-    regex = r"[1-9][0-9]{0,17}"
+    regex = r"[1-9][0-9]{0,9}"
 
     def to_python(self, value: str) -> int:
+        if int(value) > MAX_ID:
+            raise ValidationError()  # werkzeug's: the rule does not match, so 404
         return int(value)
 
     def to_url(self, value) -> str:
