@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pytest
-from hypothesis import settings
 from flask import g, has_app_context
 from flask.testing import FlaskClient
+from hypothesis import settings
 from sqlalchemy import URL, make_url, text
 
 from portal import create_app
