@@ -4,7 +4,7 @@ VENV ?= .venv
 PORT ?= 5000
 FLASK = $(VENV)/bin/flask --app portal
 
-.PHONY: install browser messages run test bench clean
+.PHONY: install browser messages run test test-sqlite test-postgres bench load clean
 
 CATALOGUES = portal/translations/ja/LC_MESSAGES/messages.mo
 
@@ -38,11 +38,27 @@ run: install
 	@echo "Serving on http://127.0.0.1:$(PORT)"
 	$(FLASK) run --host 127.0.0.1 --port $(PORT)
 
+# Both databases at once, in two processes: the suite on SQLite here, and on a throw-away
+# PostgreSQL server (.ci/with-postgres) logged to .pytest-postgres.log and summarised at the end.
 test: install
+	@.ci/with-postgres $(VENV)/bin/pytest -q -p no:cacheprovider >.pytest-postgres.log 2>&1 & postgres=$$!; \
+	$(VENV)/bin/pytest -p no:cacheprovider; sqlite=$$?; \
+	wait $$postgres; pg=$$?; \
+	echo "--- the same suite on PostgreSQL (full log: .pytest-postgres.log) ---"; \
+	tail -n 40 .pytest-postgres.log; \
+	test $$sqlite -eq 0 && test $$pg -eq 0
+
+test-sqlite: install
 	$(VENV)/bin/pytest
+
+test-postgres: install
+	.ci/with-postgres $(VENV)/bin/pytest
 
 bench: install
 	$(VENV)/bin/python bench/pages.py
 
+load: install
+	$(VENV)/bin/python bench/load.py
+
 clean:
-	rm -rf $(VENV) instance .pytest_cache
+	rm -rf $(VENV) instance .pytest_cache .pytest-postgres.log

@@ -156,3 +156,21 @@ def require_acknowledger(user: User, note: Note, side: str) -> None:
     require_writable(note.channel)
     if user.side != side:
         raise Forbidden(f"Only the {side.upper()} side is asked to acknowledge this note.")
+
+
+def exportable_channel(session: Session, user: User, slug: str) -> Channel:
+    """A channel this user may export for records: visible (else NotFound) and moderated by them."""
+    channel = channel_for(session, user, slug)
+    if not moderates(session, user, channel):
+        raise Forbidden("Only the channel's moderators and admins may export it.")
+    return channel
+
+
+def exportable_case(session: Session, user: User, note_id: int) -> Note:
+    """A live case note this user may export with its thread; any other note is NotFound as a case."""
+    note = note_for(session, user, note_id)
+    if note.kind != "case":
+        raise NotFound("case")
+    if not moderates(session, user, note.channel):
+        raise Forbidden("Only the channel's moderators and admins may export a case file.")
+    return note

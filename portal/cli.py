@@ -13,7 +13,7 @@ from flask.cli import AppGroup, with_appcontext
 from portal import db
 from portal.errors import DomainError
 from portal.services import accounts, channels, content, demo, importer
-from portal.services import digests, subscriptions, tokens
+from portal.services import backup, digests, export, subscriptions, tokens
 from portal.services import notifications as notifications_service
 from portal.services import search as search_service
 
@@ -30,6 +30,7 @@ def register(app: Flask) -> None:
                     subscriptions_cli, digests_cli, tokens_cli):
         app.cli.add_command(command)
     app.cli.add_command(notifications_cli)
+    register_operations(app)
 
 
 def _fail(error: DomainError) -> None:
@@ -422,3 +423,84 @@ def notifications_overdue() -> None:
     """Notify askers of questions that went overdue (run daily, e.g. from cron; safe to run again)."""
     count = _commit_or_fail(lambda session: notifications_service.notify_overdue(session, date.today()))
     click.echo(f"{count} overdue notifications created.")
+
+
+def _secret_key_file() -> Path:
+    return Path(current_app.instance_path) / "secret_key"
+
+
+@click.command("backup")
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+@with_appcontext
+def backup_command(path: Path) -> None:
+    """Back up the SQLite database and secret key into a new directory PATH (safe while serving)."""
+    manifest = _commit_or_fail(lambda session: backup.create_backup(
+        session, path, secret_key_file=_secret_key_file()))
+    counts = ", ".join(f"{n} {table.replace('_', ' ')}" for table, n in manifest.counts.items())
+    click.echo(f"Backed up to {path} (migration {manifest.revision or 'none'}): {counts}.")
+    if not manifest.has_secret_key:
+        click.echo("No secret key file: the key comes from PORTAL_SECRET_KEY; keep it with the backup.")
+    click.echo("The search index is not copied: `restore` rebuilds it from the database.")
+
+
+@click.command("restore")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite a database that already holds a portal.")
+@with_appcontext
+def restore_command(path: Path, force: bool) -> None:
+    """Restore a backup made by `backup` into this instance (stop the web server first)."""
+    session = db.get_session()
+    try:
+        manifest = backup.restore_backup(session, path, secret_key_file=_secret_key_file(), force=force)
+    except DomainError as error:
+        _fail(error)
+    session = db.get_session()
+    count = search_service.rebuild(session, search_service.index_for(current_app))
+    click.echo(f"Restored {path} (made {manifest.created_at}, migration {manifest.revision or 'none'}); "
+               f"rebuilt the search index with {count} documents.")
+
+
+export_cli = AppGroup("export", help="Exports of a channel or a case file, for records retention.")
+
+
+def _export(run, as_email: str, out: Path) -> None:
+    """Export as that user (the web's permission rules apply); the audit record is committed first,
+    so no export leaves the portal unrecorded."""
+    result = _commit_or_fail(lambda session: run(session, accounts.user_by_email(session, as_email)))
+    out.write_bytes(result.data)
+    click.echo(f"Wrote {out}: {result.notes} notes, {result.replies} replies.")
+
+
+_export_options = [
+    click.option("--as", "as_email", required=True, help="Export as this user, with their permissions."),
+    click.option("--format", "fmt", type=click.Choice(["json", "markdown"]), default="json", show_default=True),
+    click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True, path_type=Path)),
+]
+
+
+def _with_export_options(command):
+    for option in reversed(_export_options):
+        command = option(command)
+    return command
+
+
+@export_cli.command("channel")
+@click.argument("slug")
+@_with_export_options
+def export_channel(slug: str, as_email: str, fmt: str, out: Path) -> None:
+    """Export a channel: every live note, its thread and every revision."""
+    _export(lambda session, user: export.export_channel(session, user, slug, fmt=fmt), as_email, out)
+
+
+@export_cli.command("case")
+@click.argument("note_id", type=int)
+@_with_export_options
+def export_case(note_id: int, as_email: str, fmt: str, out: Path) -> None:
+    """Export a case file: the case note, its thread and every revision."""
+    _export(lambda session, user: export.export_case(session, user, note_id, fmt=fmt), as_email, out)
+
+
+def register_operations(app: Flask) -> None:
+    """Commands for operators: backup, restore and export."""
+    for command in (backup_command, restore_command, export_cli):
+        app.cli.add_command(command)

@@ -18,6 +18,11 @@ NAMING_CONVENTION = {
 }
 
 
+# Primary keys are INTEGER: 32-bit on PostgreSQL (SQLite's are 64-bit). A larger id names nothing,
+# and must be treated so before it reaches a query, where PostgreSQL would refuse it (a 500).
+MAX_ID = 2**31 - 1
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 

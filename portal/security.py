@@ -6,6 +6,8 @@ import re
 
 from flask import Flask, Response, request
 
+from portal.errors import NotFound, ValidationError
+
 # Invitation, feed and unsubscribe links carry a bearer token in their path; access logs must not keep it.
 SECRET_PATHS = re.compile(r"(/invitations/|/feeds/|/unsubscribe/)[^\s?\"/]+")
 
@@ -37,6 +39,17 @@ def init_app(app: Flask) -> None:
     access_log = logging.getLogger("werkzeug")
     if not any(isinstance(f, RedactSecretPaths) for f in access_log.filters):
         access_log.addFilter(RedactSecretPaths())
+
+    @app.before_request
+    def refuse_nul_characters() -> None:
+        # No field has a use for NUL, and PostgreSQL cannot store or compare it in text (a 500
+        # there): refuse it before it reaches a query, on every database alike. A path holding it
+        # names nothing; a form holding it is refused with a message. Query strings are read by
+        # parsers that drop control characters (search) or compare in Python (page, kind).
+        if any("\x00" in str(value) for value in (request.view_args or {}).values()):
+            raise NotFound("page")
+        if any("\x00" in key or "\x00" in value for key, value in request.form.items(multi=True)):
+            raise ValidationError("The form contained a NUL character (\\0), which no field accepts.")
 
     @app.after_request
     def headers(response: Response) -> Response:

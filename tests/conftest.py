@@ -14,10 +14,11 @@ import pyotp
 import pytest
 from flask import g, has_app_context
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from hypothesis import settings
+from sqlalchemy import URL, make_url, select, text
 
 from portal import create_app
-from portal.db import Base, engine, get_session
+from portal.db import Base, engine, get_session, make_engine
 from portal.models import Channel, Note, Reply, TwoFactorCredential, User
 from portal.services import accounts, channels, content, notes, replies
 
@@ -60,9 +61,18 @@ def make_app(tmp_path, **overrides):
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory):
-    """A SQLite file with the schema and content/ loaded, and its search index, copied for each test."""
+    """A database with the schema and content/ loaded, and its search index, copied for each test.
+
+    On SQLite the database is the returned file; with PORTAL_TEST_DATABASE_URL it is a PostgreSQL
+    database beside the test database (see `postgres_databases`), and the file is never written.
+    """
     path = tmp_path_factory.mktemp("template") / "template.sqlite3"
-    app = create_app({"INSTANCE_PATH": str(path.parent / "instance"), "DATABASE_URL": f"sqlite:///{path}",
+    url = f"sqlite:///{path}"
+    if os.environ.get("PORTAL_TEST_DATABASE_URL"):
+        maintenance, _, template_db = postgres_databases()
+        _recreate_database(maintenance, template_db)
+        url = maintenance.set(database=template_db).render_as_string(hide_password=False)
+    app = create_app({"INSTANCE_PATH": str(path.parent / "instance"), "DATABASE_URL": url,
                       "SECRET_KEY": "template", "SEARCH_DIR": str(path.parent / "search")})
     with app.app_context():
         Base.metadata.create_all(engine())
@@ -72,23 +82,33 @@ def sqlite_template(tmp_path_factory):
     return path
 
 
+def postgres_databases() -> tuple[URL, str, str]:
+    """The server's maintenance database, the test database, and the template it is copied from."""
+    url = make_url(os.environ["PORTAL_TEST_DATABASE_URL"])
+    return url.set(database="postgres"), url.database, f"{url.database}_template"
+
+
+def _recreate_database(maintenance: URL, name: str, template: str | None = None) -> None:
+    """Drop and create a database; copying a template is far faster than creating the schema each time."""
+    admin = make_engine(maintenance.render_as_string(hide_password=False)).execution_options(
+        isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
+    finally:
+        admin.dispose()
+
+
 def prepared_app(tmp_path, sqlite_template, **overrides):
-    """An app with the schema and content/ in place: a copy of the template, or a fresh PostgreSQL schema."""
+    """An app with the schema and content/ in place: a copy of the template database and its index."""
     if os.environ.get("PORTAL_TEST_DATABASE_URL"):
-        app = make_app(tmp_path, **overrides)
-        with app.app_context():
-            Base.metadata.drop_all(engine())
-            Base.metadata.create_all(engine())
-            # create_app synced the new index with the previous test's outbox; the outbox ids start
-            # again at 1 with the new schema, so the index must start again too.
-            app.extensions["search_index"].clear()
-            content.load_content(get_session())
-            get_session().commit()
+        maintenance, test_db, template_db = postgres_databases()
+        _recreate_database(maintenance, test_db, template_db)
     else:
         shutil.copyfile(sqlite_template, tmp_path / "test.sqlite3")
-        shutil.copytree(sqlite_template.parent / "search", tmp_path / "search")
-        app = make_app(tmp_path, **overrides)
-    return app
+    shutil.copytree(sqlite_template.parent / "search", tmp_path / "search")
+    return make_app(tmp_path, **overrides)
 
 
 @pytest.fixture
@@ -215,3 +235,11 @@ def world(app, db) -> World:
     chans["archived"].is_archived = True
     db.commit()
     return World(**w, **chans, notes=note_map, replies=reply_map)
+
+
+# Property-based tests: few examples, always the same ones, so the suite stays fast and repeatable.
+# HYPOTHESIS_PROFILE=thorough searches more widely (random, 500 examples) when working on a parser.
+settings.register_profile("portal", max_examples=40, derandomize=True, deadline=None, database=None,
+                          print_blob=True)
+settings.register_profile("thorough", max_examples=500, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "portal"))

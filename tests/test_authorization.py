@@ -447,6 +447,19 @@ def sessions_of(fx: Fx) -> list[Res]:
             Res("session:missing", {"session_id": MISSING_ID}, None)]
 
 
+def expect_export_channel(actor, chan, method):
+    """Channel moderators, site moderators and admins export the channels they can see."""
+    if hidden_channel(actor, chan):
+        return 404
+    return 200 if actor.moderates(chan) else 403
+
+
+def expect_export_case(actor, note, method):
+    if hidden_note(actor, note) or note.kind != "case":
+        return 404
+    return 200 if actor.moderates(note.channel) else 403
+
+
 def channels_of(fx: Fx) -> list[Res]:
     return [Res(c.label, {"slug": c.slug}, c) for c in [*fx.channels.values(), fx.missing_channel]]
 
@@ -769,6 +782,9 @@ ROUTES: dict[str, Route] = {
         lambda a, who, m: {"missing": 404, "pending": same(302)}.get(who, 302))),  # pending: nothing to reset
     "audit.index": get(nothing, admins_only(lambda a, o, m: 200)),
     "audit.export": post(nothing, admins_only(lambda a, o, m: 200), lambda fx, r: {"action": "user."}),  # audited
+    # Exports (audited, so an allowed export changes the database).
+    "export.channel": post(channels_of, signed_in(expect_export_channel), lambda fx, r: {"format": "json"}),
+    "export.case": post(notes_of, signed_in(expect_export_case), lambda fx, r: {"format": "json"}),
 }
 
 

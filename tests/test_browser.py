@@ -47,7 +47,12 @@ missing = _browser_missing()
 if missing and os.environ.get("PORTAL_REQUIRE_BROWSER"):
     # CI installs the browser; there a missing one is a failure, never a silent skip.
     raise RuntimeError(f"browser tests required but {missing}")
-pytestmark = pytest.mark.skipif(bool(missing), reason=f"browser tests skipped: {missing}")
+pytestmark = [
+    pytest.mark.skipif(bool(missing), reason=f"browser tests skipped: {missing}"),
+    # The served portal runs on its own SQLite file: running the page tests again in the PostgreSQL
+    # pass of `make test` would only repeat them.
+    pytest.mark.skipif(bool(os.environ.get("PORTAL_TEST_DATABASE_URL")), reason="page tests run in the SQLite pass"),
+]
 
 
 def _free_port() -> int:

@@ -65,6 +65,8 @@ def _import_line(session: Session, line: str, channel: Channel, author: User) ->
         raise ValidationError(f"not valid JSON ({error.msg} at column {error.colno})") from None
     if not isinstance(record, dict):
         raise ValidationError("expected a JSON object")
+    if _holds_nul(record):
+        raise ValidationError("contains a NUL character (\\u0000), which cannot be stored")
     missing = [key for key in REQUIRED if key not in record]
     if missing:
         raise ValidationError(f"missing {', '.join(missing)}")
@@ -81,3 +83,13 @@ def _import_line(session: Session, line: str, channel: Channel, author: User) ->
             raise ValidationError({"kind": f"note {external_id} is a {existing.kind}; the kind cannot change"})
         return notes.edit_note(session, existing, author, data), False
     return notes.post_note(session, channel, author, kind, data, external_id=external_id), True
+
+
+def _holds_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False

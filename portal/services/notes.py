@@ -320,6 +320,10 @@ def reopen_question(session: Session, note: Note, actor: User) -> None:
     audit.record(session, actor, "question.reopen", "note", note.id)
 
 
+# Beyond any real channel; keeps an absurd ?page= inside the database's integer range.
+MAX_PAGE = 100_000
+
+
 def channel_notes(
     session: Session, channel: Channel, *, kind: str | None = None, page: int = 1, per_page: int = 30
 ) -> tuple[list[Note], bool]:
@@ -331,7 +335,7 @@ def channel_notes(
         session.scalars(
             query.order_by(Note.last_activity_at.desc(), Note.id.desc())
             .limit(per_page + 1)
-            .offset((max(page, 1) - 1) * per_page)
+            .offset((min(max(page, 1), MAX_PAGE) - 1) * per_page)
         )
     )
     return rows[:per_page], len(rows) > per_page

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from portal import auth
-from portal.db import utcnow
+from portal.db import MAX_ID, utcnow
 from portal.errors import Forbidden, ValidationError
 from portal.markup import render_markdown
 from portal.models import Note, Reply, ReplyRevision, User
@@ -136,7 +136,7 @@ def reply_in_note(session: Session, note: Note, reply_id: int | None) -> Reply |
     """A live reply of this note by id (the parent of a new reply), or ValidationError."""
     if reply_id is None:
         return None
-    reply = session.get(Reply, reply_id)
+    reply = session.get(Reply, reply_id) if 0 < reply_id <= MAX_ID else None
     if reply is None or reply.note_id != note.id or reply.is_deleted:
         raise ValidationError(_l("The reply you are answering is not part of this note."))
     return reply

@@ -8,23 +8,20 @@ from flask_login import current_user
 from werkzeug.routing import BaseConverter, ValidationError
 
 from portal import i18n
-from portal.db import get_session, utcnow
+from portal.db import MAX_ID, get_session, utcnow
 from portal.models.notes import CASE_STATUSES, KINDS, MARKINGS
 from portal.services import ratelimits
 
 
-# Id columns are INTEGER: 32 bits on PostgreSQL (SQLite's are 64).
-MAX_ID = 2**31 - 1
-
-
 class IdConverter(BaseConverter):
-    """Database ids: digits that fit the id columns, so an absurd id is a 404 rather than an overflow."""
+    """Database ids: digits within the id columns' range (db.MAX_ID), so an absurd id is a 404
+    rather than an overflow in the database."""
 
     regex = r"[1-9][0-9]{0,9}"
 
     def to_python(self, value: str) -> int:
         if int(value) > MAX_ID:
-            raise ValidationError()  # the rule does not match: 404
+            raise ValidationError()  # werkzeug's: the rule does not match, so 404
         return int(value)
 
     def to_url(self, value) -> str:
@@ -33,14 +30,12 @@ class IdConverter(BaseConverter):
 
 def register(app: Flask) -> None:
     from portal import api
-    from portal.views import (acknowledgements, admin, audit, auth, channels, digests, main, notes, notifications,
-                              search, sessions, subscriptions, tokens, translations, twofactor)
+    from portal.views import (acknowledgements, admin, audit, auth, channels, digests, export, main, notes,
+                              notifications, search, sessions, subscriptions, tokens, translations, twofactor)
 
     app.url_map.converters["id"] = IdConverter
     for module in (auth, main, channels, notes, search, admin, tokens, subscriptions, digests, twofactor, sessions,
-                   audit):
-        app.register_blueprint(module.bp)
-    for module in (translations, acknowledgements, notifications):
+                   audit, export, translations, acknowledgements, notifications):
         app.register_blueprint(module.bp)
     api.register(app)
 

@@ -5,7 +5,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal import auth, mail
-from portal.db import get_session
+from portal.db import MAX_ID, get_session
 from portal.errors import NotFound, ValidationError
 from portal.models import Organisation, User
 from portal.models.accounts import ROLES
@@ -37,7 +37,8 @@ def users():
     errors, values, link = {}, {"role": "member"}, None
     if request.method == "POST":
         values = request.form.to_dict()
-        organisation = db.get(Organisation, request.form.get("organisation_id", type=int) or 0)
+        organisation_id = request.form.get("organisation_id", type=int) or 0
+        organisation = db.get(Organisation, organisation_id) if 0 < organisation_id <= MAX_ID else None
         try:
             user = accounts.create_user(
                 db, email=values.get("email", ""), name=values.get("name", ""),
