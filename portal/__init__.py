@@ -21,9 +21,10 @@ def create_app(config: dict | None = None) -> Flask:
     from portal.extensions import csrf, login_manager
 
     settings.load(app, config)
-    if app.config["PROXY_COUNT"]:
-        # Behind reverse proxies, the client's address (rate limits, sessions) is in X-Forwarded-For.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["PROXY_COUNT"]))
+    if hops := int(app.config["PROXY_COUNT"]):
+        # Behind reverse proxies, the client's address (rate limits, sessions), scheme and host are in
+        # their X-Forwarded-* headers; only that many hops are trusted.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     db.init_app(app)
     csrf.init_app(app)
     login_manager.init_app(app)
