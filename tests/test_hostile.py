@@ -164,7 +164,7 @@ def test_every_rule_and_method_answers_with_the_security_headers(app, world, sig
     anonymous = app.test_client()
     values = {"note_id": world.notes["joint"].id, "reply_id": world.replies["joint"].id,
               "user_id": world.jp_member.id, "slug": world.joint.slug, "kind": "update", "token": "bogus",
-              "filename": "portal.css"}
+              "filename": "portal.css", "token_id": 1, "subscription_id": 1, "session_id": 1, "notification_id": 1}
     adapter = app.url_map.bind("localhost")
     failures, seen = [], 0
     for rule in app.url_map.iter_rules():
