@@ -32,6 +32,7 @@ TEXT = {"type": "string"}
 TIME = {"type": "string", "format": "date-time"}
 DAY = {"type": "string", "format": "date"}
 CURSOR = {"type": "string", "description": "Opaque; pass it back unchanged to get the next page."}
+SLUG_TEXT = {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"}
 MILESTONE = strict({"due_on": DAY, "label": {"type": "string", "minLength": 1, "maxLength": 300}})
 
 # What a client may send when posting or editing a note: the fields of the web form.
@@ -128,8 +129,8 @@ SCHEMAS = {
     "SubscriptionList": strict({"items": {"type": "array", "items": ref("Subscription")}}),
     "SubscriptionCreate": {
         **strict({"frequency": {"enum": list(FREQUENCIES)},
-                  "topic": {"type": "string", "minLength": 1, "maxLength": 100, "description": "A topic slug."},
-                  "channel": {"type": "string", "minLength": 1, "maxLength": 100, "description": "A channel slug."},
+                  "topic": {**SLUG_TEXT, "description": "A topic slug."},
+                  "channel": {**SLUG_TEXT, "description": "A channel slug."},
                   "note_id": ID}, required=["frequency"]),
         "description": "Follow one topic, channel or note; with none of them, everything the token's owner "
                        "may read. Subscribing again to the same thing changes its frequency and unmutes it.",
@@ -187,7 +188,7 @@ def path(name: str, schema: dict) -> dict:
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
-SLUG = path("slug", {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"})
+SLUG = path("slug", SLUG_TEXT)
 NOTE_ID = path("note_id", ID)
 REPLY_ID = path("reply_id", ID)
 IF_MATCH = {"name": "If-Match", "in": "header", "required": True, "schema": TEXT,
