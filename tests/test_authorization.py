@@ -762,6 +762,15 @@ ROUTES: dict[str, Route] = {
                                 lambda fx, r: {"body": "Reply edited by the matrix"}),
     # Without q: a bad request for everyone with a token (what each reader finds: tests/test_api.py).
     "api.search.index": api(nothing, lambda a, o, m: 400),
+    # Subscriptions and notifications through the API (in detail: tests/test_api_subscriptions.py).
+    "api.subscriptions.index": api(nothing, lambda a, o, m: 200),
+    "api.subscriptions.create": api(nothing, lambda a, o, m: changed(201), "POST",
+                                    lambda fx, r: {"channel": fx.channels["joint"].slug, "frequency": "daily"}),
+    "api.subscriptions.delete": api(subscriptions_of, lambda a, owner, m: changed(204) if a.name == owner else 404,
+                                    "DELETE"),
+    "api.notifications.index": api(nothing, lambda a, o, m: 200),
+    "api.notifications.read": api(notifications_of, lambda a, r, m: 404, "POST"),
+    "api.notifications.read_all": api(nothing, lambda a, o, m: same(200), "POST"),  # nothing unread
     # Subscriptions and digests. What digests and token feeds contain, per visibility, is tested both ways
     # in test_digests.py: here a valid feed token would show its owner's notes to whoever holds the URL.
     "subscriptions.index": Route(nothing, signed_in(lambda a, o, m: 200 if m == "GET" else 302), ("GET", "POST"),

@@ -1,17 +1,17 @@
 """The JSON API at /api/v1: the web's services and permission rules, behind personal tokens.
 
 Each resource is a module with its own blueprint, nested under `bp`, and its paths in
-portal/api/openapi.py (subscriptions and notifications are added the same way). Token
-authentication, auditing and problem+json errors apply to all of them here, once.
+portal/api/openapi.py. Token authentication, auditing and problem+json errors apply to all of
+them here, once.
 """
 from __future__ import annotations
 
 from flask import Blueprint, Flask, Response
 
-from portal.api import account, channels, http, notes, search
+from portal.api import account, channels, http, notes, notifications, search, subscriptions
 from portal.api.openapi import DOCUMENT
 
-RESOURCES = (account, channels, notes, search)
+RESOURCES = (account, channels, notes, search, subscriptions, notifications)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 bp.before_request(http.authenticate)

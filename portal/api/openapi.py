@@ -1,12 +1,14 @@
 """The OpenAPI 3.1 description of /api/v1, as data. Request bodies are validated against these
 schemas (portal/api/http.py) and tests check every response against them, so it stays true.
 
-A new resource (subscriptions, notifications) adds its schemas to SCHEMAS and its paths to PATHS.
+A new resource adds its schemas to SCHEMAS and its paths to PATHS.
 """
 from __future__ import annotations
 
 from portal.models.channels import VISIBILITIES
+from portal.models.digests import FREQUENCIES
 from portal.models.notes import CASE_STATUSES, KINDS, LANGS, MARKINGS
+from portal.models.notifications import NOTIFICATION_KINDS
 from portal.models.tokens import SCOPES
 from portal.views import MAX_ID
 
@@ -30,6 +32,7 @@ TEXT = {"type": "string"}
 TIME = {"type": "string", "format": "date-time"}
 DAY = {"type": "string", "format": "date"}
 CURSOR = {"type": "string", "description": "Opaque; pass it back unchanged to get the next page."}
+SLUG_TEXT = {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"}
 MILESTONE = strict({"due_on": DAY, "label": {"type": "string", "minLength": 1, "maxLength": 300}})
 
 # What a client may send when posting or editing a note: the fields of the web form.
@@ -118,6 +121,28 @@ SCHEMAS = {
         "items": {"type": "array", "items": ref("SearchItem")}, "total": {"type": "integer", "minimum": 0},
         "notices": {"type": "array", "items": TEXT}, "next_cursor": nullable(CURSOR),
     }),
+    "Subscription": strict({
+        "id": ID, "target": {"enum": ["all", "topic", "channel", "note"]},
+        "topic": nullable(TEXT), "channel": nullable(TEXT), "note_id": nullable(ID),
+        "frequency": {"enum": list(FREQUENCIES)}, "is_muted": {"type": "boolean"}, "created_at": TIME,
+    }),
+    "SubscriptionList": strict({"items": {"type": "array", "items": ref("Subscription")}}),
+    "SubscriptionCreate": {
+        **strict({"frequency": {"enum": list(FREQUENCIES)},
+                  "topic": {**SLUG_TEXT, "description": "A topic slug."},
+                  "channel": {**SLUG_TEXT, "description": "A channel slug."},
+                  "note_id": ID}, required=["frequency"]),
+        "description": "Follow one topic, channel or note; with none of them, everything the token's owner "
+                       "may read. Subscribing again to the same thing changes its frequency and unmutes it.",
+    },
+    "Notification": strict({
+        "id": ID, "kind": {"enum": list(NOTIFICATION_KINDS)}, "note_id": ID, "note_title": TEXT,
+        "reply_id": nullable(ID), "actor": nullable(AUTHOR), "is_read": {"type": "boolean"},
+        "read_at": nullable(TIME), "created_at": TIME, "url": TEXT,
+    }),
+    "NotificationList": strict({"items": {"type": "array", "items": ref("Notification")},
+                                "next_cursor": nullable(CURSOR)}),
+    "MarkedRead": strict({"marked": {"type": "integer", "minimum": 0}}),
 }
 
 PROBLEM_TEXT = {
@@ -163,7 +188,7 @@ def path(name: str, schema: dict) -> dict:
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
-SLUG = path("slug", {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"})
+SLUG = path("slug", SLUG_TEXT)
 NOTE_ID = path("note_id", ID)
 REPLY_ID = path("reply_id", ID)
 IF_MATCH = {"name": "If-Match", "in": "header", "required": True, "schema": TEXT,
@@ -255,6 +280,36 @@ PATHS = {
                        *PAGE],
         "responses": {**ok("SearchResults"), **problems(400, 401)},
     }},
+    "/api/v1/subscriptions": {
+        "get": {"operationId": "subscriptions", "summary": "The token owner's subscriptions.",
+                "responses": {**ok("SubscriptionList"), **problems(401)}},
+        "post": {
+            "operationId": "subscribe", "summary": "Subscribe, as on the subscriptions page (write scope).",
+            "requestBody": body("SubscriptionCreate"),
+            "responses": {**ok("Subscription", 201, "Subscribed.", conditional=False),
+                          **problems(400, 401, 403, 413, 415, 422)},
+        },
+    },
+    "/api/v1/subscriptions/{subscription_id}": {"delete": {
+        "operationId": "unsubscribe", "summary": "Delete one of the token owner's subscriptions (write scope).",
+        "parameters": [path("subscription_id", ID)],
+        "responses": {"204": {"description": "Deleted."}, **problems(401, 403, 404)},
+    }},
+    "/api/v1/notifications": {"get": {
+        "operationId": "notifications",
+        "summary": "The token owner's notifications about notes they may still see, newest first.",
+        "parameters": PAGE,
+        "responses": {**ok("NotificationList"), **problems(400, 401)},
+    }},
+    "/api/v1/notifications/{notification_id}/read": {"post": {
+        "operationId": "read_notification", "summary": "Mark one notification read (write scope).",
+        "parameters": [path("notification_id", ID)],
+        "responses": {**ok("Notification", conditional=False), **problems(401, 403, 404)},
+    }},
+    "/api/v1/notifications/read-all": {"post": {
+        "operationId": "read_all_notifications", "summary": "Mark every notification read (write scope).",
+        "responses": {**ok("MarkedRead", conditional=False), **problems(401, 403)},
+    }},
 }
 
 DOCUMENT = {
@@ -263,11 +318,12 @@ DOCUMENT = {
     "info": {
         "title": "EU–Japan digital regulation exchange portal API",
         "version": "1",
-        "description": "Read and post notes and replies with a personal token "
-                       "(Authorization: Bearer …), under the same permissions as the web: what the "
-                       "token's owner may not see is 404. Read tokens may only GET. GET responses carry "
-                       "an ETag (If-None-Match gives 304); PATCH and DELETE require If-Match. Lists "
-                       "page with opaque cursors. Errors are RFC 9457 problem details.",
+        "description": "Read and post notes and replies, manage subscriptions and read notifications "
+                       "with a personal token (Authorization: Bearer …), under the same permissions as "
+                       "the web: what the token's owner may not see is 404. Read tokens may only GET. GET "
+                       "responses carry an ETag (If-None-Match gives 304); changing or deleting a note or "
+                       "reply requires If-Match. Lists page with opaque cursors. Errors are RFC 9457 "
+                       "problem details.",
     },
     "servers": [{"url": "/"}],
     "security": [{"token": []}],

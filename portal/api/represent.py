@@ -5,7 +5,7 @@ from datetime import date, datetime
 
 from flask import current_app, url_for
 
-from portal.models import ApiToken, Channel, Note, Reply, User
+from portal.models import ApiToken, Channel, Note, Notification, Reply, Subscription, User
 
 
 def moment(value: datetime | None) -> str | None:
@@ -64,4 +64,22 @@ def reply(item: Reply) -> dict:
         "is_deleted": not live, "author": author(item.author) if live else None,
         "body": item.body if live else None, "body_html": item.body_html if live else None,
         "revision": item.revision, "created_at": moment(item.created_at), "updated_at": moment(item.updated_at),
+    }
+
+
+def subscription(item: Subscription) -> dict:
+    return {
+        "id": item.id, "target": item.target, "topic": item.topic.slug if item.topic else None,
+        "channel": item.channel.slug if item.channel else None, "note_id": item.note_id,
+        "frequency": item.frequency, "is_muted": item.is_muted, "created_at": moment(item.created_at),
+    }
+
+
+def notification(item: Notification) -> dict:
+    return {
+        "id": item.id, "kind": item.kind, "note_id": item.note_id, "note_title": item.note.title,
+        "reply_id": item.reply_id, "actor": author(item.actor) if item.actor else None,
+        "is_read": item.is_read, "read_at": moment(item.read_at), "created_at": moment(item.created_at),
+        "url": link(url_for("notes.show", note_id=item.note_id,
+                            _anchor=f"reply-{item.reply_id}" if item.reply_id else None)),
     }

@@ -164,6 +164,17 @@ def page(session: Session, user: User, *, number: int = 1, per_page: int = 30) -
     return rows[:per_page], len(rows) > per_page
 
 
+def before(session: Session, user: User, *, before_id: int | None = None,
+           limit: int = 30) -> tuple[list[Notification], bool]:
+    """The user's visible notifications, newest first, older than before_id, and whether more follow:
+    the API's keyset pages."""
+    query = _visible(user).options(contains_eager(Notification.note), joinedload(Notification.actor))
+    if before_id is not None:
+        query = query.where(Notification.id < before_id)
+    rows = list(session.scalars(query.order_by(Notification.id.desc()).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
 def open_notification(session: Session, user: User, notification_id: int) -> Notification:
     """The user's own visible notification, marked read; NotFound for anyone else's."""
     notification = session.scalar(_visible(user).where(Notification.id == notification_id))
