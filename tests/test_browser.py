@@ -325,3 +325,38 @@ def test_preview_and_posting_work_without_javascript(browser, server):
     page.get_by_role("button", name="Post update").click()
     expect(page.get_by_role("heading", name="Posted without JavaScript")).to_be_visible()
     context.close()
+
+
+def test_subscribing_to_a_topic(page):
+    sign_in(page, EU_MEMBER)
+    page.goto("/subscriptions")
+    page.locator("#target").select_option("topic")
+    page.locator("#topic").select_option(index=1)
+    topic = page.locator("#topic option:checked").inner_text()
+    page.locator("#frequency").select_option("weekly")
+    page.locator("form.row-form button[type=submit]").click()
+    row = page.locator("tr", has_text=topic)
+    expect(row).to_be_visible()
+    expect(row).to_contain_text("weekly")
+
+
+def test_the_other_side_acknowledges_a_note_in_one_click(page, browser, server):
+    sign_in(page, EU_MEMBER)
+    page.goto("/channels/dsa-idpa-cooperation/new/update")
+    page.locator("#title").fill("Browser note awaiting acknowledgement")
+    page.locator("#body").fill("Please confirm receipt of the revised guidance.")
+    page.locator("input[name=request_acknowledgement]").check()
+    page.get_by_role("button", name="Post update").click()
+    note_url = page.url
+    expect(page.locator("#acknowledgement")).to_contain_text("Ministry of Internal Affairs and Communications")
+
+    other = browser.new_context(base_url=server).new_page()
+    sign_in(other, JP_MEMBER)  # reads Japanese: the button is found by what it posts to
+    other.goto(note_url)
+    other.locator("form[action$='/acknowledge'] button[type=submit]").click()
+    expect(other.locator("#acknowledgement")).to_contain_text("Suzuki Yui")
+    expect(other.locator("form[action$='/acknowledge']")).to_have_count(0)
+    other.context.close()
+
+    page.reload()
+    expect(page.locator("#acknowledgement")).to_contain_text("Suzuki Yui")
