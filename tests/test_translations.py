@@ -98,8 +98,8 @@ def test_note_page_shows_both_versions_side_by_side(app, db, world):
     page = client.get(f"/notes/{note.id}").get_data(as_text=True)
     versions = page[page.index('<div class="versions">'):]
     # Each column carries its language; its label is in the interface's.
-    assert re.search(r'<section class="version" lang="en"[^>]*>\s*<p class="version-label" id="version-original" lang="ja">',
-                     versions)
+    assert re.search(
+        r'<section class="version" lang="en"[^>]*>\s*<p class="version-label" id="version-original" lang="ja">', versions)
     assert '<section class="version" lang="ja"' in versions
     assert re.search(r'<div class="body" lang="en"><p>Body of the joint question</p>', versions)
     assert re.search(r'<h2 class="version-title" lang="ja">プラットフォームの透明性に関する報告</h2>', versions)
