@@ -114,6 +114,8 @@ LABELS = {
     "public": _l("public"), "limited": _l("limited"), "sensitive": _l("sensitive"),
     "joint": _l("joint"), "eu": _l("EU only"), "jp": _l("Japan only"), "private": _l("private"),
     "member": _l("member"), "moderator": _l("moderator"), "admin": _l("admin"),
+    "immediate": _l("immediate"), "daily": _l("daily"), "weekly": _l("weekly"), "in-app": _l("in the portal only"),
+    "read": _l("read"), "write": _l("read and write"),
 }
 
 

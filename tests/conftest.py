@@ -155,7 +155,7 @@ def second_factor(client, response, email: str):
     if step == "/account/two-factor":
         secret = re.search(r'<code id="secret">([A-Z2-7]+)</code>', page).group(1)
         response = client.post(step, data={**data, "code": pyotp.TOTP(secret).now()})
-        assert response.status_code == 200 and "recovery codes" in response.get_data(as_text=True)
+        assert response.status_code == 200 and 'class="recovery-codes"' in response.get_data(as_text=True)
     else:
         response = client.post(step, data={**data, "code": next_totp_code(client.application, email)})
         assert response.status_code == 302, response.get_data(as_text=True)[:500]

@@ -196,3 +196,23 @@ def test_history_names_the_changed_fields_in_the_readers_language(client, world)
     page = _get(client, f"/notes/{note.id}/history")
     assert "変更箇所：件名、取扱区分" in _text_nodes(page)
     _assert_japanese(page, "history")
+
+
+def test_account_pages_in_japanese(client, world):
+    # Added after the first translation pass: each must show its own Japanese, not the English it had.
+    login(client, world.jp_member)
+    expected = {
+        "/notifications": ["<h1>通知</h1>"],
+        "/subscriptions": ["<h1>購読</h1>", "<td>閲覧できるすべて</td>", "<h2>購読中の対象</h2>", "<h2>Atomフィード</h2>", ">購読</button>"],
+        "/account/sessions": ["<h1>ログイン中の端末</h1>", "<td>このブラウザー</td>"],
+        "/account/tokens": ["<h1>APIトークン</h1>", ">トークンを作成</button>", '<label for="scope">権限</label>'],
+        "/account/two-factor": ["<h1>二段階認証"],
+        "/digest": ["<h1>マイダイジェスト</h1>", ">すべて既読にする</button>", ">購読の管理</a>"],
+    }
+    for path, fragments in expected.items():
+        response = client.get(path)
+        page = response.get_data(as_text=True)
+        assert response.status_code == 200, path
+        _assert_japanese(page, path)
+        for fragment in fragments:
+            assert fragment in page, (path, fragment)

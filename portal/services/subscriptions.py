@@ -128,15 +128,23 @@ def find(session: Session, user: User, *, topic: str | None = None, channel: str
     return subscription
 
 
+# Also used for e-mails and the CLI, outside any request, so the language is passed rather than looked up.
+DESCRIPTIONS = {
+    "en": {"topic": "Topic: {}", "channel": "Channel: {}", "note": "Note #{}", "all": "Everything you can read"},
+    "ja": {"topic": "トピック：{}", "channel": "チャンネル：{}", "note": "投稿 #{}", "all": "閲覧できるすべて"},
+}
+
+
 def describe(subscription: Subscription, lang: str = "en") -> str:
-    """A short label: "Topic: App stores", "Channel: …", "Note #12: …", "Everything you can read"."""
+    """A short label in `lang`: "Topic: App stores", "Channel: …", "Note #12", "Everything you can read"."""
+    words = DESCRIPTIONS.get(lang, DESCRIPTIONS["en"])
     if subscription.target == "topic":
-        return f"Topic: {subscription.topic.label(lang)}"
+        return words["topic"].format(subscription.topic.label(lang))
     if subscription.target == "channel":
-        return f"Channel: {subscription.channel.name(lang)}"
+        return words["channel"].format(subscription.channel.name(lang))
     if subscription.target == "note":
-        return f"Note #{subscription.note_id}"
-    return "Everything you can read"
+        return words["note"].format(subscription.note_id)
+    return words["all"]
 
 
 def _serializer() -> URLSafeTimedSerializer:

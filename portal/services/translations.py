@@ -1,6 +1,7 @@
 """A note's version in the other language (en <-> ja): adding and revising it, with history."""
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
 from portal import auth
@@ -24,7 +25,7 @@ def _validate(data: dict) -> tuple[str, str, bool]:
     title, body = title_and_body(data, errors, noun="translation")
     status = str(data.get("status") or "")
     if status not in STATUSES:
-        errors["status"] = "Mark the translation authoritative or a courtesy translation."
+        errors["status"] = _l("Mark the translation authoritative or a courtesy translation.")
     if errors:
         raise ValidationError(errors)
     return title, body, status == "authoritative"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import ngettext
 from flask_login import current_user
 
 from portal.db import get_session
@@ -37,5 +38,5 @@ def mark_all_read():
     db = get_session()
     count = notifications.mark_all_read(db, current_user)
     db.commit()
-    flash(f"{count} notifications marked read.")
+    flash(ngettext("%(num)d notification marked read.", "%(num)d notifications marked read.", count))
     return redirect(url_for("notifications.index"))

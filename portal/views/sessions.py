@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 
 from portal.db import get_session
@@ -23,7 +25,7 @@ def end(session_id: int):
     db = get_session()
     sessions.end_one(db, current_user, session_id)
     db.commit()
-    flash("That session was ended.")
+    flash(_("That session was ended."))
     return redirect(url_for("sessions.index"))
 
 
@@ -32,5 +34,5 @@ def end_others():
     db = get_session()
     count = sessions.end_others(db, current_user, keep_key=current_user.session_key)
     db.commit()
-    flash(f"Signed out of {count} other session{'s' if count != 1 else ''}.")
+    flash(ngettext("Signed out of %(num)d other session.", "Signed out of %(num)d other sessions.", count))
     return redirect(url_for("sessions.index"))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.db import get_session
@@ -34,17 +35,17 @@ def index():
     db = get_session()
     try:
         if choice is None:
-            raise ValidationError({"target": "Choose what to follow: everything, a topic, a channel or a note."})
+            raise ValidationError({"target": _("Choose what to follow: everything, a topic, a channel or a note.")})
         if "note_id" in choice:
             if not choice["note_id"].strip().isdigit():
-                raise ValidationError({"note": "Give the note's number, as in /notes/123."})
+                raise ValidationError({"note": _("Give the note's number, as in /notes/123.")})
             choice["note_id"] = int(choice["note_id"])
         subscriptions.subscribe(db, current_user, frequency=values.get("frequency", ""), **choice)
     except ValidationError as error:
         db.rollback()
         return _page(values, error.errors, 400)
     db.commit()
-    flash("Subscribed.")
+    flash(_("Subscribed."))
     return redirect(url_for("subscriptions.index"))
 
 
@@ -54,7 +55,7 @@ def mute(subscription_id: int):
     subscription = subscriptions.subscription_for(db, current_user, subscription_id)
     subscriptions.set_muted(db, subscription, not subscription.is_muted, actor=current_user)
     db.commit()
-    flash("Muted." if subscription.is_muted else "Unmuted.")
+    flash(_("Muted.") if subscription.is_muted else _("Unmuted."))
     return redirect(url_for("subscriptions.index"))
 
 
@@ -63,7 +64,7 @@ def delete(subscription_id: int):
     db = get_session()
     subscriptions.remove(db, subscriptions.subscription_for(db, current_user, subscription_id), actor=current_user)
     db.commit()
-    flash("Subscription removed.")
+    flash(_("Subscription removed."))
     return redirect(url_for("subscriptions.index"))
 
 
@@ -81,5 +82,5 @@ def revoke_feed_token():
     db = get_session()
     revoked = subscriptions.revoke_feed_token(db, current_user)
     db.commit()
-    flash("Your feed links no longer work." if revoked else "You had no feed links.")
+    flash(_("Your feed links no longer work.") if revoked else _("You had no feed links."))
     return redirect(url_for("subscriptions.index"))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.db import get_session, utcnow
@@ -42,5 +43,5 @@ def revoke(token_id: int):
     token = tokens.own_token(db, current_user, token_id)
     tokens.revoke_token(db, token, actor=current_user)
     db.commit()
-    flash(f"The token {token.prefix} is revoked; requests made with it now get 401.")
+    flash(_("The token %(prefix)s is revoked; requests made with it now get 401.", prefix=token.prefix))
     return redirect(url_for("tokens.index"))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.db import get_session, utcnow
@@ -31,8 +32,8 @@ def code():
             finish_sign_in(user, two_factor=True)
             if method == "recovery":
                 left = twofactor.recovery_codes_left(get_session(), user)
-                flash(f"You signed in with a recovery code; {left} are left. "
-                      "If your phone is lost, ask an administrator to reset your two-factor sign-in.")
+                flash(_("You signed in with a recovery code; %(left)d are left. "
+                        "If your phone is lost, ask an administrator to reset your two-factor sign-in.", left=left))
             return redirect(next_url)
         error, status, headers = refusal
     return render_template("twofactor/code.html", error=error), status, headers
