@@ -11,6 +11,7 @@ other than the author's, and given by readers of that side only.
 """
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session
 
@@ -104,13 +105,13 @@ def moderates(session: Session, user: User, channel: Channel) -> bool:
 
 def require_writable(channel: Channel) -> None:
     if channel.is_archived:
-        raise Forbidden("This channel is archived and read-only.")
+        raise Forbidden(_l("This channel is archived and read-only."))
 
 
 def require_author_or_moderator(session: Session, user: User, author_id: int, channel: Channel) -> None:
     require_writable(channel)
     if user.id != author_id and not moderates(session, user, channel):
-        raise Forbidden("Only the author or a moderator may do that.")
+        raise Forbidden(_l("Only the author or a moderator may do that."))
 
 
 def require_admin(user: User) -> None:
@@ -148,21 +149,21 @@ def may_translate(session: Session, user: User, note: Note, *, moderator: bool |
 def require_translator(session: Session, user: User, note: Note) -> None:
     require_writable(note.channel)
     if not may_translate(session, user, note):
-        raise Forbidden("Only the author, a colleague of the author or a moderator may translate this note.")
+        raise Forbidden(_l("Only the author, a colleague of the author or a moderator may translate this note."))
 
 
 def require_acknowledger(user: User, note: Note, side: str) -> None:
     """Only readers of the side asked acknowledge: the author's side cannot acknowledge for the other."""
     require_writable(note.channel)
     if user.side != side:
-        raise Forbidden(f"Only the {side.upper()} side is asked to acknowledge this note.")
+        raise Forbidden(_l("Only the %(side)s side is asked to acknowledge this note.", side=side.upper()))
 
 
 def exportable_channel(session: Session, user: User, slug: str) -> Channel:
     """A channel this user may export for records: visible (else NotFound) and moderated by them."""
     channel = channel_for(session, user, slug)
     if not moderates(session, user, channel):
-        raise Forbidden("Only the channel's moderators and admins may export it.")
+        raise Forbidden(_l("Only the channel's moderators and admins may export it."))
     return channel
 
 
@@ -172,5 +173,5 @@ def exportable_case(session: Session, user: User, note_id: int) -> Note:
     if note.kind != "case":
         raise NotFound("case")
     if not moderates(session, user, note.channel):
-        raise Forbidden("Only the channel's moderators and admins may export a case file.")
+        raise Forbidden(_l("Only the channel's moderators and admins may export a case file."))
     return note

@@ -95,7 +95,7 @@ def test_a_reader_who_cannot_see_the_note_gets_404(app, db, world):
 def test_nothing_to_acknowledge_without_a_request(app, db, world):
     note = world.notes["joint"]
     response = _client(app, world.jp_member).post(f"/notes/{note.id}/acknowledge", follow_redirects=True)
-    assert "This note does not ask for acknowledgement." in response.get_data(as_text=True)
+    assert "この投稿は確認を求めていません。" in response.get_data(as_text=True)  # in the reader's language
     assert _acks(db, note) == []
 
 

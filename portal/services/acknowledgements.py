@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -43,7 +44,7 @@ def acknowledge(session: Session, note: Note, reader: User) -> Acknowledgement:
     """Record that this reader of the side asked acknowledged the note; doing it again changes nothing."""
     request = session.get(AcknowledgementRequest, note.id)
     if request is None:
-        raise ValidationError("This note does not ask for acknowledgement.")
+        raise ValidationError(_l("This note does not ask for acknowledgement."))
     auth.require_acknowledger(reader, note, request.side)
     existing = session.get(Acknowledgement, (note.id, reader.id))
     if existing is not None:

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -42,7 +43,7 @@ def subscribe(
     user may see. Subscribing again to the same thing changes its frequency and unmutes it."""
     _check_frequency(frequency)
     if sum(value is not None for value in (topic, channel, note_id)) > 1:
-        raise ValidationError("Subscribe to one topic, channel or note at a time.")
+        raise ValidationError(_l("Subscribe to one topic, channel or note at a time."))
     target, fields = "all", {"topic_id": None, "channel_id": None, "note_id": None}
     if topic is not None:
         found = session.scalar(select(Topic).where(Topic.slug == topic.strip()))
@@ -162,7 +163,7 @@ def unsubscribe_targets(session: Session, token: str) -> list[Subscription]:
     try:
         payload = _serializer().loads(token, max_age=max_age)
     except SignatureExpired:
-        raise ValidationError("This unsubscribe link has expired. Sign in to manage your subscriptions.") from None
+        raise ValidationError(_l("This unsubscribe link has expired. Sign in to manage your subscriptions.")) from None
     except BadSignature:
         raise ValidationError(BAD_LINK) from None
     if not isinstance(payload, dict) or not isinstance(payload.get("s"), list):

@@ -6,6 +6,7 @@ import hmac
 import secrets
 from datetime import datetime, timedelta
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -34,7 +35,7 @@ def create_token(
     """Issue a token for this user; returns the row and the token text, which is never stored or shown again."""
     errors = {}
     if scope not in SCOPES:
-        errors["scope"] = "The scope is read or write."
+        errors["scope"] = _l("The scope is read or write.")
     if not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
         errors["expires"] = f"A token lasts between 1 and {MAX_DAYS} days."
     name = " ".join(str(name or "").split())
@@ -101,10 +102,10 @@ def authenticate(session: Session, text: str, *, now: datetime | None = None) ->
     token = session.scalar(select(ApiToken).where(ApiToken.prefix == prefix)) if (
         mark == TOKEN_MARK and prefix and secret) else None
     if token is None or not hmac.compare_digest(token.token_hash, _digest(text)):
-        raise SignInRefused("The token is not valid.")
+        raise SignInRefused(_l("The token is not valid."))
     if not token.is_usable(now or utcnow()):
         audit.record(session, token.user, "token.refused", "api_token", token.id, prefix=token.prefix)
-        raise SignInRefused("The token has expired or been revoked, or its owner's account is deactivated.")
+        raise SignInRefused(_l("The token has expired or been revoked, or its owner's account is deactivated."))
     return token
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pyotp
 import segno
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
@@ -86,11 +87,11 @@ def _new_recovery_codes(session: Session, user: User) -> list[str]:
 def enrol(session: Session, user: User, secret: str, code: str, *, now: datetime) -> list[str]:
     """Confirm an enrolment with a first code from the app; returns the recovery codes, shown once."""
     if credential_for(session, user) is not None:
-        raise ValidationError({"code": "Two-factor sign-in is already set up for this account."})
+        raise ValidationError({"code": _l("Two-factor sign-in is already set up for this account.")})
     step = _matching_step(secret, code, now)
     if step is None:
-        raise ValidationError({"code": "That code does not match. Check the time on your phone and try "
-                                       "the newest code."})
+        raise ValidationError({"code": _l("That code does not match. Check the time on your phone and try "
+                                          "the newest code.")})
     session.add(TwoFactorCredential(user_id=user.id, secret=secret, last_step=step))
     codes = _new_recovery_codes(session, user)
     audit.record(session, user, "user.enrol_two_factor", "user", user.id)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal import auth
@@ -28,9 +29,9 @@ def _act(note_id: int, action, message: str):
 
 @bp.post("/notes/<id:note_id>/acknowledgement-request")
 def request_acknowledgement(note_id: int):
-    return _act(note_id, acknowledgements.request_acknowledgement, "The other side is asked to acknowledge this note.")
+    return _act(note_id, acknowledgements.request_acknowledgement, _("The other side is asked to acknowledge this note."))
 
 
 @bp.post("/notes/<id:note_id>/acknowledge")
 def acknowledge(note_id: int):
-    return _act(note_id, acknowledgements.acknowledge, "You acknowledged this note.")
+    return _act(note_id, acknowledgements.acknowledge, _("You acknowledged this note."))

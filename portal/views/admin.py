@@ -73,7 +73,7 @@ def update_user(user_id: int):
         flash(str(error), "error")
     else:
         db.commit()
-        flash(f"{user.email} was updated.")
+        flash(_("%(email)s was updated.", email=user.email))
     return redirect(url_for("admin.users"))
 
 
@@ -102,7 +102,7 @@ def reset_two_factor(user_id: int):
         flash(str(error), "error")
     else:
         db.commit()
-        flash(f"Two-factor sign-in was reset for {user.email}; they set it up again at their next sign-in.")
+        flash(_("Two-factor sign-in was reset for %(email)s; they set it up again at their next sign-in.", email=user.email))
     return redirect(url_for("admin.users"))
 
 
@@ -183,7 +183,7 @@ def add_member(slug: str):
         flash(str(error), "error")
     else:
         db.commit()
-        flash(f"{user.email} was added.")
+        flash(_("%(email)s was added.", email=user.email))
     return redirect(url_for("admin.channel", slug=slug))
 
 

@@ -70,7 +70,7 @@ def _after_password(user: User, next_url: str):
         return redirect(url_for("twofactor.code"))
     if twofactor.required_for(user):
         hold_sign_in(user, "enrol", next_url)
-        flash("Your account needs two-factor sign-in. Set it up to continue.")
+        flash(_("Your account needs two-factor sign-in. Set it up to continue."))
         return redirect(url_for("twofactor.setup"))
     finish_sign_in(user, two_factor=False)
     return redirect(next_url)
@@ -181,7 +181,7 @@ def profile():
             errors = error.errors
         else:
             db.commit()
-            flash(_(_("Your settings are saved.")))
+            flash(_("Your settings are saved."))
             return redirect(url_for("auth.profile"))
     return render_template("auth/profile.html", errors=errors, values=values,
                            common_zones=i18n.COMMON_TIME_ZONES, zones=sorted(i18n.time_zones()),

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from flask import Blueprint, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal import auth
@@ -24,7 +25,7 @@ def show():
     frequency = request.args.get("period", "weekly")
     error = None
     if frequency not in digests.PERIOD:
-        frequency, error = "weekly", "The period is daily or weekly."
+        frequency, error = "weekly", _("The period is daily or weekly.")
     try:
         day = date.fromisoformat(request.args.get("date") or date.today().isoformat())
     except ValueError:

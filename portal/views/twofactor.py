@@ -33,7 +33,7 @@ def code():
             if method == "recovery":
                 left = twofactor.recovery_codes_left(get_session(), user)
                 flash(_("You signed in with a recovery code; %(left)d are left. "
-                        "If your phone is lost, ask an administrator to reset your two-factor sign-in.", left=left))
+                          "If your phone is lost, ask an administrator to reset your two-factor sign-in.", left=left))
             return redirect(next_url)
         error, status, headers = refusal
     return render_template("twofactor/code.html", error=error), status, headers
