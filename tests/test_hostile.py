@@ -21,7 +21,7 @@ from portal.models import Note, Reply
 from portal.search import query as query_language
 from portal.services import importer
 from portal.services import search as search_service
-from tests.conftest import PASSWORD, login
+from tests.conftest import login
 from tests.test_markup import XSS_CASES, html_problems
 from tests.test_security import header_problems
 
