@@ -41,7 +41,7 @@ run: install
 # Both databases at once, in two processes: the suite on SQLite here, and on a throw-away
 # PostgreSQL server (.ci/with-postgres) logged to .pytest-postgres.log and summarised at the end.
 test: install
-	@.ci/with-postgres $(VENV)/bin/pytest -q -p no:cacheprovider >.pytest-postgres.log 2>&1 & postgres=$$!; \
+	@.ci/with-postgres $(VENV)/bin/pytest -q -rfE -p no:cacheprovider >.pytest-postgres.log 2>&1 & postgres=$$!; \
 	$(VENV)/bin/pytest -p no:cacheprovider; sqlite=$$?; \
 	wait $$postgres; pg=$$?; \
 	echo "--- the same suite on PostgreSQL (full log: .pytest-postgres.log) ---"; \

@@ -6,8 +6,9 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pyotp
@@ -41,7 +42,7 @@ class IsolatedClient(FlaskClient):
 
 def make_app(tmp_path, **overrides):
     """An app on its own instance folder; the database is the caller's to prepare."""
-    url = os.environ.get("PORTAL_TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'test.sqlite3'}"
+    url = os.environ.get("PORTAL_TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'portal.sqlite3'}"
     app = create_app({
         "TESTING": True,
         "INSTANCE_PATH": str(tmp_path / "instance"),
@@ -59,33 +60,76 @@ def make_app(tmp_path, **overrides):
     return app
 
 
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory):
-    """A database with the schema and content/ loaded, and its search index, copied for each test.
+@dataclass(frozen=True)
+class Template:
+    """A prepared database and its search index, copied for each test: on SQLite the file
+    `directory/portal.sqlite3`, on PostgreSQL (PORTAL_TEST_DATABASE_URL) the database `database`."""
 
-    On SQLite the database is the returned file; with PORTAL_TEST_DATABASE_URL it is a PostgreSQL
-    database beside the test database (see `postgres_databases`), and the file is never written.
-    """
-    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
-    url = f"sqlite:///{path}"
+    directory: Path
+    database: str
+    ids: dict = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        if os.environ.get("PORTAL_TEST_DATABASE_URL"):
+            return postgres_databases()[0].set(database=self.database).render_as_string(hide_password=False)
+        return f"sqlite:///{self.directory / 'portal.sqlite3'}"
+
+    def app(self, **overrides):
+        """An app working on the template itself, to fill it."""
+        return create_app({"INSTANCE_PATH": str(self.directory / "instance"), "DATABASE_URL": self.url,
+                           "SECRET_KEY": "template", "SEARCH_DIR": str(self.directory / "search"),
+                           "ARGON2_TIME_COST": 1, "ARGON2_MEMORY_KIB": 1024, **overrides})
+
+
+@pytest.fixture(scope="session")
+def bare_template(tmp_path_factory) -> Template:
+    """The schema and content/ loaded (and indexed through the outbox), nothing else."""
+    template = Template(tmp_path_factory.mktemp("bare"), f"{postgres_test_database()}_template")
     if os.environ.get("PORTAL_TEST_DATABASE_URL"):
-        maintenance, _, template_db = postgres_databases()
-        _recreate_database(maintenance, template_db)
-        url = maintenance.set(database=template_db).render_as_string(hide_password=False)
-    app = create_app({"INSTANCE_PATH": str(path.parent / "instance"), "DATABASE_URL": url,
-                      "SECRET_KEY": "template", "SEARCH_DIR": str(path.parent / "search")})
+        _recreate_database(postgres_databases()[0], template.database)
+    app = template.app()
     with app.app_context():
         Base.metadata.create_all(engine())
         content.load_content(get_session())
-        get_session().commit()  # indexes the regulation index through the outbox
+        get_session().commit()
         engine().dispose()
-    return path
+    return template
 
 
-def postgres_databases() -> tuple[URL, str, str]:
-    """The server's maintenance database, the test database, and the template it is copied from."""
+@pytest.fixture(scope="session")
+def world_template(tmp_path_factory, bare_template) -> Template:
+    """The bare template with `build_world` in it. Building the world costs more than most tests
+    that use it, so it is built once and copied like the schema."""
+    template = Template(tmp_path_factory.mktemp("world"), f"{postgres_test_database()}_world")
+    copy_template(bare_template, template.directory, template.database)
+    app = template.app()
+    with app.app_context():
+        w = build_world(get_session())
+        template.ids.update({name: getattr(w, name).id for name in WORLD_USERS + WORLD_CHANNELS},
+                            notes={k: n.id for k, n in w.notes.items()},
+                            replies={k: r.id for k, r in w.replies.items()})
+        engine().dispose()
+    return template
+
+
+@pytest.fixture
+def template(request, bare_template) -> Template:
+    """What this test starts from: the world's template when it asks for `world`, else the bare one."""
+    if "world" in request.fixturenames:
+        return request.getfixturevalue("world_template")
+    return bare_template
+
+
+def postgres_test_database() -> str:
+    url = os.environ.get("PORTAL_TEST_DATABASE_URL")
+    return make_url(url).database if url else "portal_test"
+
+
+def postgres_databases() -> tuple[URL, str]:
+    """The server's maintenance database and the test database."""
     url = make_url(os.environ["PORTAL_TEST_DATABASE_URL"])
-    return url.set(database="postgres"), url.database, f"{url.database}_template"
+    return url.set(database="postgres"), url.database
 
 
 def _recreate_database(maintenance: URL, name: str, template: str | None = None) -> None:
@@ -100,20 +144,25 @@ def _recreate_database(maintenance: URL, name: str, template: str | None = None)
         admin.dispose()
 
 
-def prepared_app(tmp_path, sqlite_template, **overrides):
-    """An app with the schema and content/ in place: a copy of the template database and its index."""
+def copy_template(template: Template, directory: Path, database: str) -> None:
+    """The template's database into `directory/portal.sqlite3` (or the PostgreSQL database `database`)
+    and its search index into `directory/search`."""
     if os.environ.get("PORTAL_TEST_DATABASE_URL"):
-        maintenance, test_db, template_db = postgres_databases()
-        _recreate_database(maintenance, test_db, template_db)
+        _recreate_database(postgres_databases()[0], database, template.database)
     else:
-        shutil.copyfile(sqlite_template, tmp_path / "test.sqlite3")
-    shutil.copytree(sqlite_template.parent / "search", tmp_path / "search")
+        shutil.copyfile(template.directory / "portal.sqlite3", directory / "portal.sqlite3")
+    shutil.copytree(template.directory / "search", directory / "search")
+
+
+def prepared_app(tmp_path, template: Template, **overrides):
+    """An app on a copy of `template`'s database and index."""
+    copy_template(template, tmp_path, postgres_test_database())
     return make_app(tmp_path, **overrides)
 
 
 @pytest.fixture
-def app(tmp_path, sqlite_template):
-    app = prepared_app(tmp_path, sqlite_template)
+def app(tmp_path, template):
+    app = prepared_app(tmp_path, template)
     yield app
     with app.app_context():
         engine().dispose()
@@ -196,8 +245,24 @@ class World:
     replies: dict[str, Reply]
 
 
+WORLD_USERS = ("eu_member", "eu_moderator", "eu_admin", "jp_member", "jp_admin", "outsider")
+WORLD_CHANNELS = ("joint", "eu", "jp", "private", "archived")
+
+
 @pytest.fixture
-def world(app, db) -> World:
+def world(app, db, world_template) -> World:
+    """The world, copied with the database from `world_template`: here it is only looked up."""
+    ids = world_template.ids
+    w = World(**{name: db.get(User, ids[name]) for name in WORLD_USERS},
+              **{name: db.get(Channel, ids[name]) for name in WORLD_CHANNELS},
+              notes={k: db.get(Note, i) for k, i in ids["notes"].items()},
+              replies={k: db.get(Reply, i) for k, i in ids["replies"].items()})
+    assert w.eu_member is not None and w.eu_member.email == "eva@ec.example.eu", \
+        "the app under this test was not made from the `template` fixture, so the world is not in its database"
+    return w
+
+
+def build_world(db) -> World:
     eu_org = accounts.create_organisation(db, slug="dg-cnect", name="DG CNECT", side="eu")
     jp_org = accounts.create_organisation(db, slug="jftc", name="Japan Fair Trade Commission", side="jp")
 
@@ -235,6 +300,22 @@ def world(app, db) -> World:
     chans["archived"].is_archived = True
     db.commit()
     return World(**w, **chans, notes=note_map, replies=reply_map)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "database: works on the database without the `bare_template` fixture")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The PostgreSQL pass of `make test` runs what touches a database; the rest (the parsers, the
+    sanitiser, the catalogue, the search engine on its own) cannot behave differently there and
+    already ran in the SQLite pass."""
+    if not os.environ.get("PORTAL_TEST_DATABASE_URL"):
+        return
+    skip = pytest.mark.skip(reason="touches no database: runs in the SQLite pass only")
+    for item in items:
+        if "bare_template" not in item.fixturenames and item.get_closest_marker("database") is None:
+            item.add_marker(skip)
 
 
 # Property-based tests: few examples, always the same ones, so the suite stays fast and repeatable.

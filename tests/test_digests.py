@@ -34,8 +34,8 @@ def smtp():
 
 
 @pytest.fixture
-def app(tmp_path, sqlite_template, smtp):
-    app = prepared_app(tmp_path, sqlite_template, SMTP_HOST="127.0.0.1", SMTP_PORT=smtp.port,
+def app(tmp_path, template, smtp):
+    app = prepared_app(tmp_path, template, SMTP_HOST="127.0.0.1", SMTP_PORT=smtp.port,
                        SMTP_SECURITY="none", MAIL_FROM="digests@portal.test")
     yield app
     with app.app_context():
@@ -517,9 +517,9 @@ def test_period_boundaries():
     assert digests.period_around("weekly", date(2026, 11, 22)) == (datetime(2026, 11, 16), datetime(2026, 11, 23))
 
 
-def test_one_click_unsubscribe_works_with_csrf_protection_on(tmp_path, sqlite_template, smtp):
+def test_one_click_unsubscribe_works_with_csrf_protection_on(tmp_path, bare_template, smtp):
     """Mail providers POST `List-Unsubscribe=One-Click` with no form token (RFC 8058); the signed token suffices."""
-    app = prepared_app(tmp_path, sqlite_template, WTF_CSRF_ENABLED=True)
+    app = prepared_app(tmp_path, bare_template, WTF_CSRF_ENABLED=True)
     try:
         with app.app_context():
             from portal.db import get_session
@@ -629,13 +629,13 @@ def test_token_feeds_show_exactly_what_each_official_may_read(app, db, world):
     assert not failures, "\n".join(failures)
 
 
-def test_without_smtp_digests_are_written_as_eml_files(tmp_path, sqlite_template):
+def test_without_smtp_digests_are_written_as_eml_files(tmp_path, bare_template):
     """The development default: no PORTAL_SMTP_HOST, so each message lands in <instance>/mail/."""
     from email import message_from_bytes, policy
 
     from portal.db import get_session
 
-    app = prepared_app(tmp_path, sqlite_template)
+    app = prepared_app(tmp_path, bare_template)
     try:
         with app.app_context():
             db = get_session()

@@ -13,6 +13,8 @@ from sqlalchemy import inspect, text
 import portal.models  # noqa: F401  (registers every table on Base.metadata)
 from portal.db import Base, alembic_config, make_engine, migrate
 
+pytestmark = pytest.mark.database
+
 
 def empty_database_url(tmp_path) -> str:
     """A database with no tables: a new SQLite file, or PORTAL_TEST_DATABASE_URL emptied (as conftest does)."""

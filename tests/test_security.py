@@ -216,8 +216,8 @@ FORM = {
 
 class TestCSRF:
     @pytest.fixture
-    def app(self, tmp_path, sqlite_template):
-        app = prepared_app(tmp_path, sqlite_template, WTF_CSRF_ENABLED=True)
+    def app(self, tmp_path, template):
+        app = prepared_app(tmp_path, template, WTF_CSRF_ENABLED=True)
         yield app
         dispose(app)
 
@@ -487,8 +487,8 @@ def test_session_cookie_is_httponly_and_samesite_lax(client, world):
 
 class TestHttpsCookies:
     @pytest.fixture
-    def app(self, tmp_path, sqlite_template):
-        app = prepared_app(tmp_path, sqlite_template, BASE_URL="https://portal.example.eu", WTF_CSRF_ENABLED=True)
+    def app(self, tmp_path, template):
+        app = prepared_app(tmp_path, template, BASE_URL="https://portal.example.eu", WTF_CSRF_ENABLED=True)
         yield app
         dispose(app)
 
