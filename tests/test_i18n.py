@@ -123,3 +123,25 @@ def test_the_command_line_stays_in_english(runner, world):
     result = runner.invoke(args=["orgs", "create", "dg-cnect", "--name", "Again", "--side", "eu"])
     assert result.exit_code != 0
     assert "An organisation with this slug exists." in result.stderr
+
+
+def test_a_forced_language_inside_a_request_formats_times_in_that_language(app, client, world):
+    """An e-mail composed while a page renders (force_locale) takes neither format from the other."""
+    from flask_login import login_user
+
+    moment = datetime(2026, 1, 15, 12, 0)
+    with app.test_request_context("/"):
+        login_user(world.jp_member)
+        assert i18n.moment(moment) == "2026年1月15日 21:00 JST"
+        with i18n.as_reader(world.eu_member):
+            assert i18n.moment(moment) == "2026-01-15 13:00 CET"
+            assert ">2026-01-15 13:00 CET</time>" in i18n.when(moment)
+            assert i18n.day(moment) == "2026-01-15"
+        assert ">2026年1月15日 21:00 JST</time>" in i18n.when(moment)
+        with i18n.as_reader(world.eu_member):
+            assert i18n.moment(moment) == "2026-01-15 13:00 CET"
+    with app.app_context():  # the CLI: no request, UTC unless a reader is given
+        assert i18n.moment(moment) == "2026-01-15 12:00 UTC"
+        with i18n.as_reader(world.jp_member):
+            assert i18n.moment(moment) == "2026年1月15日 21:00 JST"
+        assert i18n.moment(moment) == "2026-01-15 12:00 UTC"
