@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from portal.services import notes
+from portal.services import audit, notes, replies
 from tests.conftest import login
 
 # Interface strings that must not survive on a page shown in Japanese. Compared with whole text
@@ -216,3 +216,25 @@ def test_account_pages_in_japanese(client, world):
         _assert_japanese(page, path)
         for fragment in fragments:
             assert fragment in page, (path, fragment)
+
+
+def test_pagers_name_what_they_page_through(app, client, db, world):
+    """"Newer"/"Older" are one word in English, but a channel pages posts, the audit log records and the
+    notifications page notifications: Japanese says which (pgettext)."""
+    app.config["PAGE_SIZE"] = 3
+    for i in range(31):
+        notes.post_note(db, world.joint, world.eu_member, "update", {"title": f"Update {i}", "body": "b"})
+        audit.record(db, world.eu_member, "note.edit", "note", 1000 + i, revision=i)
+    for i in range(20):
+        audit.record(db, world.eu_member, "note.edit", "note", 2000 + i, revision=i)
+    for i in range(4):
+        replies.post_reply(db, world.notes["private"], world.eu_member, f"Reply {i}")
+    db.commit()
+    login(client, world.jp_admin)
+    pages = {"/channels/joint-channel": ("以前の投稿", "新しい投稿"), "/admin/audit": ("古い記録", "新しい記録")}
+    for path, (older, newer) in pages.items():
+        assert f">{older}</a>" in _get(client, path) and f">{newer}</a>" in _get(client, f"{path}?page=2"), path
+    client.post("/logout")
+    login(client, world.jp_member)
+    assert "以前の通知 →</a>" in _get(client, "/notifications")
+    assert "← 新しい通知</a>" in _get(client, "/notifications?page=2")
