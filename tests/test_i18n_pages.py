@@ -23,6 +23,7 @@ ENGLISH_LABELS = {
     "Visibility", "Members and moderators", "Remove", "How to search", "the exact phrase", "either word",
     "Back to search", "Type", "Finds", "Sign out", "Dashboard", "Settings", "question", "update", "case",
     "open", "limited", "LIMITED", "member", "moderator", "admin", "joint", "private", "archived", "active",
+    "set up", "not set up", "Reset",
 }
 ENGLISH_ARIA = ("Replies", "Pages", "Refine", "Filter by kind", "Administration", "Main")
 
@@ -238,3 +239,21 @@ def test_pagers_name_what_they_page_through(app, client, db, world):
     login(client, world.jp_member)
     assert "以前の通知 →</a>" in _get(client, "/notifications")
     assert "← 新しい通知</a>" in _get(client, "/notifications?page=2")
+
+
+def test_service_messages_found_late_are_in_japanese(client, world):
+    """Messages that services once built as plain English strings, as a Japanese official meets them."""
+    login(client, world.jp_admin)
+    audit_page = client.get("/admin/audit?since=31/12/2026&target=note:x").get_data(as_text=True)
+    assert "日付は YYYY-MM-DD の形式で入力してください。" in audit_page and "対象は種類（note）" in audit_page
+    users = _get(client, "/admin/users")
+    assert "設定済み" in users and "未設定" in users and ">リセット</button>" in users
+    added = client.post("/admin/channels/private-channel/members", data={"email": "nobody@jftc.example.jp"},
+                        follow_redirects=True).get_data(as_text=True)
+    assert "ユーザー「nobody@jftc.example.jp」は見つかりません。" in added
+    client.post("/logout")
+    login(client, world.jp_member)
+    response = client.post(f"/channels/{world.joint.slug}/new/question", data={
+        "title": "期限の書き方", "body": "本文", "lang": "ja", "marking": "limited", "answer_by": "来週"})
+    assert response.status_code == 400
+    assert "「来週」は日付として認識できません。" in response.get_data(as_text=True)

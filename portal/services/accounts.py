@@ -103,7 +103,7 @@ def organisation_by_slug(session: Session, slug: str) -> Organisation:
 def user_by_email(session: Session, email: str) -> User:
     user = session.scalar(select(User).where(User.email == normalise_email(email)))
     if user is None:
-        raise NotFound(f"No user {email!r}.")
+        raise NotFound(_l("No user '%(email)s'.", email=email))
     return user
 
 

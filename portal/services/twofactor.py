@@ -136,7 +136,7 @@ def reset(session: Session, user: User, *, actor: User | None) -> None:
     sessions."""
     credential = credential_for(session, user)
     if credential is None:
-        raise ValidationError(f"{user.email} has no two-factor sign-in to reset.")
+        raise ValidationError(_l("%(email)s has no two-factor sign-in to reset.", email=user.email))
     session.delete(credential)
     session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     accounts.end_sessions(session, user)

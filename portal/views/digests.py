@@ -29,7 +29,7 @@ def show():
     try:
         day = date.fromisoformat(request.args.get("date") or date.today().isoformat())
     except ValueError:
-        day, error = date.today(), _("%(value)s is not a date; use YYYY-MM-DD.", value=request.args.get("date"))
+        day, error = date.today(), _("'%(value)s' is not a date; use YYYY-MM-DD.", value=request.args.get("date"))
     since, until = digests.period_around(frequency, day)
     digest = digests.personal_digest(db, current_user, since, until)
     return render_template(
