@@ -241,7 +241,7 @@ def test_pagers_name_what_they_page_through(app, client, db, world):
     assert "← 新しい通知</a>" in _get(client, "/notifications?page=2")
 
 
-def test_service_messages_found_late_are_in_japanese(client, world):
+def test_service_messages_found_late_are_in_japanese(app, client, world):
     """Messages that services once built as plain English strings, as a Japanese official meets them."""
     login(client, world.jp_admin)
     audit_page = client.get("/admin/audit?since=31/12/2026&target=note:x").get_data(as_text=True)
@@ -257,3 +257,8 @@ def test_service_messages_found_late_are_in_japanese(client, world):
         "title": "期限の書き方", "body": "本文", "lang": "ja", "marking": "limited", "answer_by": "来週"})
     assert response.status_code == 400
     assert "「来週」は日付として認識できません。" in response.get_data(as_text=True)
+    app.config["RATE_LIMIT_SEARCH_USER"] = "1/86400"
+    assert "kind: には update、case、question のいずれかを指定してください" in _get(client, "/search?q=kind:nonsense")
+    limited = client.get("/search?q=joint")
+    assert limited.status_code == 429
+    assert re.search(r"短時間の検索が多すぎます。\d+(時間|分|秒)後にもう一度お試しください。", limited.get_data(as_text=True))
