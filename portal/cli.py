@@ -92,14 +92,16 @@ def _link(session, user) -> str:
 @click.option("--org", "org_slug", required=True, help="Organisation slug.")
 @click.option("--role", default="member", type=click.Choice(["member", "moderator", "admin"]))
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-def users_create(email: str, name: str, org_slug: str, role: str, password_stdin: bool) -> None:
+@click.option("--lang", type=click.Choice(["en", "ja"]),
+              help="Language of a new account and its invitation; by default its side's (ja for jp).")
+def users_create(email: str, name: str, org_slug: str, role: str, password_stdin: bool, lang: str | None) -> None:
     """Create an account; without --password-stdin, print an invitation link."""
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
 
     def work(session):
         organisation = accounts.organisation_by_slug(session, org_slug)
         user = accounts.create_user(session, email=email, name=name, organisation=organisation,
-                                    role=role, password=password)
+                                    role=role, password=password, lang=lang)
         return user, (None if password_stdin else _link(session, user))
 
     user, link = _commit_or_fail(work)
@@ -114,7 +116,10 @@ def users_create(email: str, name: str, org_slug: str, role: str, password_stdin
 @click.option("--org", "org_slug", help="Organisation slug, for a new account.")
 @click.option("--role", default="member", type=click.Choice(["member", "moderator", "admin"]))
 @click.option("--send/--no-send", default=True, help="Also e-mail the link.")
-def users_invite(email: str, name: str | None, org_slug: str | None, role: str, send: bool) -> None:
+@click.option("--lang", type=click.Choice(["en", "ja"]),
+              help="Language of a new account and its invitation; by default its side's (ja for jp).")
+def users_invite(email: str, name: str | None, org_slug: str | None, role: str, send: bool,
+                 lang: str | None) -> None:
     """Issue a new invitation link for a pending account (creating it if --name and --org are given)."""
     from portal import mail
 
@@ -125,7 +130,8 @@ def users_invite(email: str, name: str | None, org_slug: str | None, role: str, 
             if not (name and org_slug):
                 raise
             organisation = accounts.organisation_by_slug(session, org_slug)
-            user = accounts.create_user(session, email=email, name=name, organisation=organisation, role=role)
+            user = accounts.create_user(session, email=email, name=name, organisation=organisation, role=role,
+                                        lang=lang)
         link = _link(session, user)
         if send:
             mail.send_invitation(user, link, inviter=None)

@@ -5,12 +5,14 @@ compiles them). Times are stored in UTC and shown in the reader's zone.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, time, timezone
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
 from flask import Flask, g, has_request_context, request, session
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, force_locale, get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup, escape
@@ -41,9 +43,14 @@ def select_locale() -> str:
     return request.accept_languages.best_match(LANGUAGES) or "en"
 
 
+def zone_of(user) -> str:
+    """The user's own time zone, else the usual zone of their side."""
+    return user.time_zone or SIDE_TIME_ZONES[user.side]
+
+
 def time_zone_name() -> str:
     if has_request_context() and current_user and current_user.is_authenticated:
-        return current_user.time_zone or SIDE_TIME_ZONES[current_user.side]
+        return zone_of(current_user)
     return "UTC"
 
 
@@ -65,12 +72,13 @@ def local(moment: datetime) -> datetime:
 
 
 def _datetime_format() -> str:
-    if not has_request_context():
-        return DATETIME_FORMATS[ui_lang()]  # e-mails in the CLI may switch language per reader
-    fmt = g.get("_datetime_format")
-    if fmt is None:
-        fmt = g._datetime_format = DATETIME_FORMATS[ui_lang()]
-    return fmt
+    # Kept with the locale it was made for: an e-mail rendered inside a request (force_locale) must
+    # not take the page's format, nor the page the e-mail's. Comparing the locale is cheap.
+    locale = get_locale()
+    cached = g.get("_datetime_format")
+    if cached is None or (cached[0] is not locale and cached[0] != locale):
+        cached = g._datetime_format = (locale, DATETIME_FORMATS[str(locale or "en")])
+    return cached[1]
 
 
 def when(moment: datetime | None) -> Markup:
@@ -82,6 +90,14 @@ def when(moment: datetime | None) -> Markup:
     # made of digits and our own format, so only it is escaped.
     return Markup(f'<time datetime="{moment.isoformat(timespec="seconds")}Z">'
                   f'{shown.strftime(_datetime_format())} {escape(shown.tzname())}</time>')
+
+
+def moment(value: datetime | None) -> str:
+    """A stored datetime as plain text in the reader's zone and language: e-mails, plain-text parts."""
+    if value is None:
+        return ""
+    shown = local(value)
+    return f"{shown.strftime(_datetime_format())} {shown.tzname()}"
 
 
 def day(value: date | datetime | None) -> str:
@@ -102,6 +118,22 @@ def deadline(due: date, side: str) -> list[tuple[str, datetime]]:
     end = datetime.combine(due, time(23, 59), ZoneInfo(SIDE_TIME_ZONES[side]))
     sides = [side] + [other for other in SIDE_TIME_ZONES if other != side]
     return [(other, end.astimezone(ZoneInfo(SIDE_TIME_ZONES[other]))) for other in sides]
+
+
+@contextmanager
+def as_reader(user) -> Iterator[None]:
+    """Render for this user, not the one signed in (an e-mail, a token feed): their language and
+    time zone, in a request or in the CLI alike."""
+    saved = g.get("_zone")
+    g._zone = ZoneInfo(zone_of(user))
+    try:
+        with force_locale(user.lang):
+            yield
+    finally:
+        if saved is None:
+            g.pop("_zone", None)
+        else:
+            g._zone = saved
 
 
 # What readers see for stored values (kinds, states, markings, visibilities, roles); the stored
@@ -126,5 +158,5 @@ def label(value: str | None) -> str:
 
 def init_app(app: Flask) -> None:
     Babel(app, locale_selector=select_locale, timezone_selector=time_zone_name)
-    app.jinja_env.filters.update(when=when, day=day, label=label)
+    app.jinja_env.filters.update(when=when, moment=moment, day=day, label=label)
     app.jinja_env.globals.update(deadline=deadline, DATETIME_FORMATS=DATETIME_FORMATS)

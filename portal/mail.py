@@ -11,7 +11,9 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from flask import current_app, render_template
+from flask_babel import gettext as _
 
+from portal import i18n
 from portal.errors import DomainError
 from portal.models import User
 
@@ -124,7 +126,9 @@ def send_email(to: str, subject: str, template: str, *, headers: dict | None = N
 
 
 def send_invitation(user: User, link: str, *, inviter: User | None) -> EmailMessage:
-    return send_email(
-        user.email, "Your invitation to the EU–Japan regulatory exchange portal", "invitation",
-        user=user, link=link, inviter=inviter, days=current_app.config["INVITATION_DAYS"],
-    )
+    """The invitation, in the invitee's language (chosen when the account was made), not the admin's."""
+    with i18n.as_reader(user):
+        return send_email(
+            user.email, _("Your invitation to the EU–Japan digital regulation exchange portal"), "invitation",
+            user=user, link=link, inviter=inviter, days=current_app.config["INVITATION_DAYS"],
+        )

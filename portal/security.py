@@ -5,6 +5,7 @@ import logging
 import re
 
 from flask import Flask, Response, request
+from flask_babel import lazy_gettext as _l
 
 from portal.errors import NotFound, ValidationError
 
@@ -49,7 +50,7 @@ def init_app(app: Flask) -> None:
         if any("\x00" in str(value) for value in (request.view_args or {}).values()):
             raise NotFound("page")
         if any("\x00" in key or "\x00" in value for key, value in request.form.items(multi=True)):
-            raise ValidationError("The form contained a NUL character (\\0), which no field accepts.")
+            raise ValidationError(_l("The form contained a NUL character (\\0), which no field accepts."))
 
     @app.after_request
     def headers(response: Response) -> Response:

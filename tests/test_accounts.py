@@ -231,3 +231,64 @@ def test_relative_instance_path_is_accepted(tmp_path, monkeypatch):
     assert oct(key_file.stat().st_mode & 0o777) == "0o600"
     # Generated once and kept: a restart keeps sessions valid.
     assert create_app().config["SECRET_KEY"] == app.config["SECRET_KEY"]
+
+
+def _mail_to(app, address: str) -> list[email.message.EmailMessage]:
+    """The invitations written to the instance mail folder for this address, oldest first."""
+    found = [email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+             for path in sorted((Path(app.instance_path) / "mail").glob("*.eml"), key=lambda p: p.stat().st_mtime_ns)]
+    return [message for message in found if message["To"] == address]
+
+
+def _invite(client, world, address: str, org, **form) -> str:
+    response = client.post("/admin/users", data={"email": address, "name": address.split("@")[0].title(),
+                                                  "organisation_id": str(org.id), "role": "member", **form})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return re.search(r"http://portal\.test(/invitations/[^<\s]+)", response.get_data(as_text=True)).group(1)
+
+
+def test_the_invitation_is_in_the_invitees_language_not_the_admins(client, world, db, app):
+    jp_org, eu_org = world.jp_member.organisation, world.eu_member.organisation
+    login(client, world.eu_admin)  # reads English
+    form = client.get("/admin/users").get_data(as_text=True)
+    assert re.search(r'<option value="">By the organisation(&#39;|\')s side', form)
+    to_japan = _invite(client, world, "hana@jftc.example.jp", jp_org)  # the side's language: Japanese
+    to_japan_in_english = _invite(client, world, "sam@jftc.example.jp", jp_org, lang="en")
+    bad = client.post("/admin/users", data={"email": "x@jftc.example.jp", "name": "X", "role": "member",
+                                            "organisation_id": str(jp_org.id), "lang": "fr"})
+    assert bad.status_code == 400 and "Choose English or Japanese." in bad.get_data(as_text=True)
+    client.post("/logout")
+    login(client, world.jp_admin)  # reads Japanese
+    _invite(client, world, "lea@ec.example.eu", eu_org)  # the side's language: English
+    assert client.post(f"/admin/users/{accounts.user_by_email(db, 'lea@ec.example.eu').id}/invite").status_code == 302
+
+    [japanese] = _mail_to(app, "hana@jftc.example.jp")
+    text = japanese.get_body(("plain",)).get_content()
+    assert japanese["Subject"] == "日EUデジタル規制対話ポータルへのご招待"
+    assert "Hana 様" in text and "Ada（DG CNECT）より" in text and "メンバー" in text and "7日間" in text
+    assert "invited you" not in text and "Set your password" not in japanese.get_body(("html",)).get_content()
+    for address in ("sam@jftc.example.jp", "lea@ec.example.eu"):
+        for message in _mail_to(app, address):  # Lea's twice: the first link and the admin's new one
+            text = message.get_body(("plain",)).get_content()
+            assert message["Subject"] == "Your invitation to the EU–Japan digital regulation exchange portal"
+            assert "has invited you" in text and "様" not in text and "招待" not in text
+    assert len(_mail_to(app, "lea@ec.example.eu")) == 2
+    assert "Aiko (Japan Fair Trade Commission) has invited you" in text  # Lea's, from the Japanese admin
+
+    # The link opens in the invitation's language whatever the browser says, and so does the portal after.
+    invitee = app.test_client()
+    page = invitee.get(to_japan, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert '<html lang="ja">' in page and "パスワード" in page
+    assert invitee.post(to_japan, data={"password": "spruce harbour lantern", "confirm": "spruce harbour lantern"},
+                        headers={"Accept-Language": "en"}).status_code == 302
+    assert '<html lang="ja">' in invitee.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    # An invitee who switches language before accepting keeps that choice.
+    other = app.test_client()
+    assert '<html lang="en">' in other.get(to_japan_in_english).get_data(as_text=True)
+    other.post("/language", data={"lang": "ja", "next": to_japan_in_english})
+    assert '<html lang="ja">' in other.get(to_japan_in_english).get_data(as_text=True)
+    other.post(to_japan_in_english, data={"password": "spruce harbour lantern", "confirm": "spruce harbour lantern"})
+    db.expire_all()
+    assert {accounts.user_by_email(db, address).lang for address in ("hana@jftc.example.jp", "sam@jftc.example.jp")} \
+        == {"ja"}
+    assert accounts.user_by_email(db, "lea@ec.example.eu").lang == "en"

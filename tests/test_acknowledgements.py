@@ -61,7 +61,7 @@ def test_asked_when_posting(app, db, world):
     # In a channel the other side cannot see, the note is not posted and the form keeps what was typed.
     response = client.post(f"/channels/{world.jp.slug}/new/update", data={**form, "title": "Kept title"})
     page = response.get_data(as_text=True)
-    assert response.status_code == 400 and "Nobody on the EU side can see this channel." in page
+    assert response.status_code == 400 and "EU側には、このチャンネルを閲覧できる職員がいません。" in page  # a Japanese official
     assert 'value="Kept title"' in page and 'name="request_acknowledgement" value="1" checked' in page
     assert db.scalar(select(Note).where(Note.title == "Kept title")) is None
 

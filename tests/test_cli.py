@@ -387,12 +387,27 @@ def test_users_invite_creates_the_account_and_mails_the_link(app, runner, world,
     message = email.message_from_bytes(sent.read_bytes(), policy=email.policy.default)
     assert message["To"] == "kaito@meti.example.jp"
     assert link in message.get_body(("plain",)).get_content()
+    # A Japanese-side organisation: the invitation and the account are in Japanese unless told.
+    assert message["Subject"] == "日EUデジタル規制対話ポータルへのご招待" and kaito.lang == "ja"
+    assert "Kaito Mori 様" in message.get_body(("plain",)).get_content()
 
     client = app.test_client()
     response = client.post(path_of(link), data={"password": PASSWORD, "confirm": PASSWORD})
     assert response.status_code == 302
     second_factor(client, response, kaito.email)  # an admin enrols in 2FA before the first page
     assert signed_in_as(client, kaito)
+
+
+def test_users_invite_in_the_language_chosen(app, runner, world, db):
+    result = runner.invoke(args=["users", "invite", "sam@jftc.example.jp", "--name", "Sam", "--org", "jftc",
+                                 "--lang", "en"])
+    assert result.exit_code == 0, result.output
+    [sent] = (Path(app.instance_path) / "mail").glob("*.eml")
+    message = email.message_from_bytes(sent.read_bytes(), policy=email.policy.default)
+    assert message["Subject"] == "Your invitation to the EU–Japan digital regulation exchange portal"
+    assert "Dear Sam," in message.get_body(("plain",)).get_content() and user(db, "sam@jftc.example.jp").lang == "en"
+    refused(runner.invoke(args=["users", "create", "x@jftc.example.jp", "--name", "X", "--org", "jftc",
+                                "--lang", "fr"]), "'fr' is not one of 'en', 'ja'")
 
 
 def test_users_invite_refuses_an_unknown_person_without_name_and_org(runner, world, db):

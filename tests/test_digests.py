@@ -9,9 +9,10 @@ import ssl
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiosmtpd.smtp import AuthResult
@@ -165,7 +166,9 @@ def test_empty_digests_are_not_sent(app, db, world, smtp, runner):
 
 
 def test_case_status_answers_declines_and_overdue_are_reported_in_the_readers_language(app, db, world, smtp, runner):
-    follow(db, world.jp_member, channel="joint-channel")
+    # English, Japanese, English in one run (readers go in id order): no reader gets another's language.
+    for reader in (world.eu_member, world.jp_member, world.outsider):
+        follow(db, reader, channel="joint-channel")
     case = post(db, world.joint, world.eu_member, "Case on app stores", kind="case", case_status="open")
     notes.set_case_status(db, case, world.eu_member, "investigating")
     question = world.notes["joint"]
@@ -178,13 +181,51 @@ def test_case_status_answers_declines_and_overdue_are_reported_in_the_readers_la
                 answer_by=(TODAY - timedelta(days=1)).isoformat())
     assert send(runner).exit_code == 0
     [message] = smtp.mailbox.to(world.jp_member.email)
-    text = text_of(message)
-    assert message["Subject"].startswith("日次ダイジェスト")
-    assert "案件の状況 開始 → 調査中: Case on app stores" in text
-    assert "質問に回答: Question in joint" in text
-    assert "質問が辞退されました: Declined question" in text
-    assert "回答期限を過ぎた質問: Late question" in text
-    assert "貴側の回答待ち" in text and late.title in text
+    text, html = text_of(message), html_of(message)
+    assert message["Subject"].startswith("日次ダイジェスト：案件の変更2件、新規質問3件、")
+    assert "Kenji 様" in text
+    assert "案件の状況が「対応中」から「調査中」に変わりました：Case on app stores" in text
+    assert "回答が得られた質問：Question in joint" in text
+    assert "回答が辞退された質問：Declined question" in text
+    assert "回答期限を過ぎた質問：Late question" in text
+    assert "== 貴側の回答待ちの質問 ==" in text and late.title in text
+    assert "購読の管理" in html and "配信停止" in html and "== Digital Services Act ==" not in text
+    assert "Case status" not in text and "Daily digest" not in text and "Manage subscriptions" not in html
+    for english_reader in (world.eu_member, world.outsider):
+        [message] = smtp.mailbox.to(english_reader.email)
+        text = text_of(message)
+        assert message["Subject"].startswith("Daily digest: 2 cases changed, 3 new questions, ")
+        assert "Case status open → investigating: Case on app stores" in text
+        assert "Question answered: Question in joint" in text and "Question now overdue: Late question" in text
+        assert "Question declined: Declined question" in text
+        assert not re.search(r"[\u3040-\u30ff]", text.replace("joint\u30c1\u30e3\u30f3\u30cd\u30eb", "")), text
+
+
+def test_the_period_is_shown_in_each_readers_time_zone_and_language(app, db, world, smtp, runner):
+    """Daily digests cover midnight to midnight UTC: 09:00 to 09:00 in Tokyo, 01:00 (or 02:00) in Brussels."""
+    world.outsider.time_zone = "Asia/Tokyo"  # an EU official posted to Tokyo, reading in English
+    for reader in (world.eu_member, world.jp_member, world.outsider):
+        follow(db, reader, channel="joint-channel")
+    assert send(runner).exit_code == 0
+    until = datetime.combine(date.fromisoformat(TOMORROW), datetime.min.time(), timezone.utc)
+    since = until - timedelta(days=1)
+
+    def shown(moment, zone, fmt):
+        local = moment.astimezone(ZoneInfo(zone))
+        return f"{local.strftime(fmt)} {local.tzname()}"
+
+    expected = {
+        world.eu_member: f"{shown(since, 'Europe/Brussels', '%Y-%m-%d %H:%M')} – "
+                         f"{shown(until, 'Europe/Brussels', '%Y-%m-%d %H:%M')}",
+        world.jp_member: f"{shown(since, 'Asia/Tokyo', '%Y年%-m月%-d日 %H:%M')}～"
+                         f"{shown(until, 'Asia/Tokyo', '%Y年%-m月%-d日 %H:%M')}",
+        world.outsider: f"{shown(since, 'Asia/Tokyo', '%Y-%m-%d %H:%M')} – {shown(until, 'Asia/Tokyo', '%Y-%m-%d %H:%M')}",
+    }
+    assert "09:00 JST" in expected[world.jp_member] and ":00 CE" in expected[world.eu_member]
+    for reader, period in expected.items():
+        [message] = smtp.mailbox.to(reader.email)
+        assert period in text_of(message) and period in html_of(message), (reader.email, text_of(message))
+        assert "UTC" not in text_of(message)
 
 
 def test_an_item_is_listed_once_under_the_topic_subscribed_to(app, db, world, smtp, runner):
@@ -448,6 +489,25 @@ def test_my_digest_shows_the_period_with_unread_markers(app, db, world, client):
     yesterday = client.get(f"/digest?period=daily&date={(TODAY - timedelta(days=1)).isoformat()}")
     assert "Question in joint" not in yesterday.get_data(as_text=True)
     assert client.get("/digest?date=not-a-date").status_code == 400
+
+
+def test_my_digest_and_the_token_feeds_are_in_the_readers_language(app, db, world, client):
+    follow(db, world.jp_member, "in-app", topic="dsa")
+    post(db, world.joint, world.eu_member, "Sensitive for Kenji", marking="sensitive")
+    login(client, world.jp_member)
+    page = client.get(f"/digest?period=daily&date={TODAY.isoformat()}").get_data(as_text=True)
+    assert "新規質問：Question in joint" in page and "Kenjiさんから返信がありました：Question in jp" in page
+    assert "報告1件、新規質問4件、返信4件" in page and f"{TODAY.year}年" in page
+    assert "トピック：デジタルサービス法" in client.get("/subscriptions").get_data(as_text=True)
+    assert "New question" not in page and "replies" not in page
+    token = feed_token(client)
+    # The feed reader has no session and an English browser: the token's owner decides.
+    feed = app.test_client().get(f"/feeds/{token}/digest.atom", headers={"Accept-Language": "en"})
+    body = feed.get_data(as_text=True)
+    assert "<title>ダイジェスト：" in body and "jointチャンネルに機密の投稿がありました" in body
+    assert "Sensitive for Kenji" not in body and "New question" not in body
+    channel = app.test_client().get(f"/feeds/{token}/channels/joint-channel.atom").get_data(as_text=True)
+    assert "jointチャンネルに機密の投稿がありました" in channel
 
 
 def feed_token(client) -> str:

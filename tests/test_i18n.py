@@ -123,3 +123,48 @@ def test_the_command_line_stays_in_english(runner, world):
     result = runner.invoke(args=["orgs", "create", "dg-cnect", "--name", "Again", "--side", "eu"])
     assert result.exit_code != 0
     assert "An organisation with this slug exists." in result.stderr
+
+
+def test_a_forced_language_inside_a_request_formats_times_in_that_language(app, client, world):
+    """An e-mail composed while a page renders (force_locale) takes neither format from the other."""
+    from flask_login import login_user
+
+    moment = datetime(2026, 1, 15, 12, 0)
+    with app.test_request_context("/"):
+        login_user(world.jp_member)
+        assert i18n.moment(moment) == "2026年1月15日 21:00 JST"
+        with i18n.as_reader(world.eu_member):
+            assert i18n.moment(moment) == "2026-01-15 13:00 CET"
+            assert ">2026-01-15 13:00 CET</time>" in i18n.when(moment)
+            assert i18n.day(moment) == "2026-01-15"
+        assert ">2026年1月15日 21:00 JST</time>" in i18n.when(moment)
+        with i18n.as_reader(world.eu_member):
+            assert i18n.moment(moment) == "2026-01-15 13:00 CET"
+    with app.app_context():  # the CLI: no request, UTC unless a reader is given
+        assert i18n.moment(moment) == "2026-01-15 12:00 UTC"
+        with i18n.as_reader(world.jp_member):
+            assert i18n.moment(moment) == "2026年1月15日 21:00 JST"
+        assert i18n.moment(moment) == "2026-01-15 12:00 UTC"
+
+
+def test_every_interface_message_has_a_japanese_translation():
+    """What `make messages` extracts (same configuration and keywords) is all in the Japanese
+    catalogue, translated and not fuzzy: a new string without Japanese fails here, not in a page."""
+    from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+    from babel.messages.frontend import parse_mapping_cfg
+    from babel.messages.pofile import read_po
+
+    root = CATALOGUES.parent.parent
+    with open(CATALOGUES / "babel.cfg") as config:
+        method_map, options_map = parse_mapping_cfg(config)
+    keywords = dict(DEFAULT_KEYWORDS)
+    keywords.update({name: None for name in re.findall(r" -k (\S+)", (root / "Makefile").read_text())})
+    extracted = {(context, message if isinstance(message, str) else message[0])
+                 for _file, _line, message, _comments, context in
+                 extract_from_dir(str(root), method_map, options_map, keywords=keywords)}
+    assert ("channel pager", "Newer") in extracted and ("audit pager", "Older") in extracted
+    with open(CATALOGUES / "ja" / "LC_MESSAGES" / "messages.po", "rb") as po:
+        catalogue = read_po(po)
+    translated = {(m.context, m.id if isinstance(m.id, str) else m.id[0]) for m in catalogue
+                  if m.id and not m.fuzzy and all(m.string if isinstance(m.string, tuple) else [m.string])}
+    assert not sorted(extracted - translated, key=str), "run `make messages` and translate these"

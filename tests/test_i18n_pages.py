@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from portal.services import notes
+from portal.services import audit, notes, replies
 from tests.conftest import login
 
 # Interface strings that must not survive on a page shown in Japanese. Compared with whole text
@@ -23,6 +23,7 @@ ENGLISH_LABELS = {
     "Visibility", "Members and moderators", "Remove", "How to search", "the exact phrase", "either word",
     "Back to search", "Type", "Finds", "Sign out", "Dashboard", "Settings", "question", "update", "case",
     "open", "limited", "LIMITED", "member", "moderator", "admin", "joint", "private", "archived", "active",
+    "set up", "not set up", "Reset",
 }
 ENGLISH_ARIA = ("Replies", "Pages", "Refine", "Filter by kind", "Administration", "Main")
 
@@ -216,3 +217,48 @@ def test_account_pages_in_japanese(client, world):
         _assert_japanese(page, path)
         for fragment in fragments:
             assert fragment in page, (path, fragment)
+
+
+def test_pagers_name_what_they_page_through(app, client, db, world):
+    """"Newer"/"Older" are one word in English, but a channel pages posts, the audit log records and the
+    notifications page notifications: Japanese says which (pgettext)."""
+    app.config["PAGE_SIZE"] = 3
+    for i in range(31):
+        notes.post_note(db, world.joint, world.eu_member, "update", {"title": f"Update {i}", "body": "b"})
+        audit.record(db, world.eu_member, "note.edit", "note", 1000 + i, revision=i)
+    for i in range(20):
+        audit.record(db, world.eu_member, "note.edit", "note", 2000 + i, revision=i)
+    for i in range(4):
+        replies.post_reply(db, world.notes["private"], world.eu_member, f"Reply {i}")
+    db.commit()
+    login(client, world.jp_admin)
+    pages = {"/channels/joint-channel": ("以前の投稿", "新しい投稿"), "/admin/audit": ("古い記録", "新しい記録")}
+    for path, (older, newer) in pages.items():
+        assert f">{older}</a>" in _get(client, path) and f">{newer}</a>" in _get(client, f"{path}?page=2"), path
+    client.post("/logout")
+    login(client, world.jp_member)
+    assert "以前の通知 →</a>" in _get(client, "/notifications")
+    assert "← 新しい通知</a>" in _get(client, "/notifications?page=2")
+
+
+def test_service_messages_found_late_are_in_japanese(app, client, world):
+    """Messages that services once built as plain English strings, as a Japanese official meets them."""
+    login(client, world.jp_admin)
+    audit_page = client.get("/admin/audit?since=31/12/2026&target=note:x").get_data(as_text=True)
+    assert "日付は YYYY-MM-DD の形式で入力してください。" in audit_page and "対象は種類（note）" in audit_page
+    users = _get(client, "/admin/users")
+    assert "設定済み" in users and "未設定" in users and ">リセット</button>" in users
+    added = client.post("/admin/channels/private-channel/members", data={"email": "nobody@jftc.example.jp"},
+                        follow_redirects=True).get_data(as_text=True)
+    assert "ユーザー「nobody@jftc.example.jp」は見つかりません。" in added
+    client.post("/logout")
+    login(client, world.jp_member)
+    response = client.post(f"/channels/{world.joint.slug}/new/question", data={
+        "title": "期限の書き方", "body": "本文", "lang": "ja", "marking": "limited", "answer_by": "来週"})
+    assert response.status_code == 400
+    assert "「来週」は日付として認識できません。" in response.get_data(as_text=True)
+    app.config["RATE_LIMIT_SEARCH_USER"] = "1/86400"
+    assert "kind: には update、case、question のいずれかを指定してください" in _get(client, "/search?q=kind:nonsense")
+    limited = client.get("/search?q=joint")
+    assert limited.status_code == 429
+    assert re.search(r"短時間の検索が多すぎます。\d+(時間|分|秒)後にもう一度お試しください。", limited.get_data(as_text=True))

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from flask_babel import lazy_gettext as _l
 from whoosh import qparser
 from whoosh.query import And, AndNot, DateRange, Every, Not, NullQuery, Or, Query, Term
 
@@ -40,7 +41,7 @@ def clean(raw: str) -> tuple[str, list[str]]:
     text = CONTROL.sub(" ", unicodedata.normalize("NFKC", raw or ""))
     if len(text) > MAX_QUERY_CHARS:
         text = text[:MAX_QUERY_CHARS]
-        notices.append(f"Only the first {MAX_QUERY_CHARS} characters of the query were used.")
+        notices.append(_l("Only the first %(n)s characters of the query were used.", n=MAX_QUERY_CHARS))
     return text.strip(), notices
 
 
@@ -53,7 +54,7 @@ def split(raw: str) -> ParsedQuery:
         negate, name, quoted, bare = match.group(1), match.group(2).lower(), match.group(3), match.group(4)
         value = (quoted if quoted is not None else bare or "").strip()
         if name not in FILTERS:
-            parsed.notices.append(f"There is no filter called {name}:; it was searched as text.")
+            parsed.notices.append(_l("There is no filter called %(name)s:; it was searched as text.", name=name))
             return f"{name} {value}"
         if not value:
             return " "
@@ -243,14 +244,15 @@ def filter_terms(name: str, value: str, *, today: date, resolve_article) -> tupl
         return Term("channel", lowered), None
     if name == "kind":
         if lowered not in ("update", "case", "question"):
-            return None, f"kind: is update, case or question (not {value!r})."
+            return None, _l("kind: is update, case or question (not '%(value)s').", value=value)
         return Term("kind", lowered), None
     if name == "topic":
         return Term("topics", lowered), None
     if name == "article":
         label = resolve_article(value)
         if label is None:
-            return None, f"No article {value!r} in the regulation index; write e.g. article:\"DSA Art. 34\"."
+            return None, _l("No article '%(value)s' in the regulation index; write e.g. article:\"DSA Art. 34\".",
+                             value=value)
         return Term("articles", label), None
     if name == "author":
         return Term("author", lowered), None
@@ -258,11 +260,11 @@ def filter_terms(name: str, value: str, *, today: date, resolve_article) -> tupl
         return Term("org", lowered), None
     if name == "side":
         if lowered not in ("eu", "jp"):
-            return None, "side: is eu or jp."
+            return None, _l("side: is eu or jp.")
         return Term("side", lowered), None
     if name == "lang":
         if lowered not in ("en", "ja"):
-            return None, "lang: is en or ja."
+            return None, _l("lang: is en or ja.")
         return Term("lang", lowered), None
     if name == "status":
         return Or([Term("status", lowered), Term("qstate", lowered)]), None
@@ -272,11 +274,11 @@ def filter_terms(name: str, value: str, *, today: date, resolve_article) -> tupl
         if lowered == "overdue":
             yesterday = datetime.combine(today - timedelta(days=1), datetime.max.time())
             return And([Term("qstate", "open"), DateRange("answer_by", None, yesterday)]), None
-        return None, "is: is open, answered, declined or overdue."
+        return None, _l("is: is open, answered, declined or overdue.")
     if name in ("before", "after"):
         day = parse_day(value)
         if day is None:
-            return None, f"{name}: needs a date as YYYY-MM-DD (not {value!r})."
+            return None, _l("%(name)s: needs a date as YYYY-MM-DD (not '%(value)s').", name=name, value=value)
         if name == "before":
             return DateRange("created", None, datetime.combine(day, datetime.min.time()), endexcl=True), None
         return DateRange("created", datetime.combine(day + timedelta(days=1), datetime.min.time()), None), None

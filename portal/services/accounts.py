@@ -25,6 +25,7 @@ from portal.models.accounts import ROLES, SIDES
 from portal.services import audit, subscriptions
 
 MIN_PASSWORD_LENGTH = 12
+SIDE_LANGUAGES = {"eu": "en", "jp": "ja"}  # a new official's language unless the inviting admin chooses
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -102,7 +103,7 @@ def organisation_by_slug(session: Session, slug: str) -> Organisation:
 def user_by_email(session: Session, email: str) -> User:
     user = session.scalar(select(User).where(User.email == normalise_email(email)))
     if user is None:
-        raise NotFound(f"No user {email!r}.")
+        raise NotFound(_l("No user '%(email)s'.", email=email))
     return user
 
 
@@ -114,10 +115,13 @@ def create_user(
     organisation: Organisation | None,
     role: str = "member",
     password: str | None = None,
-    lang: str = "en",
+    lang: str | None = "en",
     actor: User | None = None,
 ) -> User:
-    """Create an account; without a password it cannot sign in until an invitation is accepted."""
+    """Create an account; without a password it cannot sign in until an invitation is accepted.
+
+    `lang` is the interface language and that of the invitation; None means the usual one of the
+    organisation's side (Japanese for the Japanese side, English for the EU side)."""
     email, name = normalise_email(email), name.strip()
     errors = {}
     if not EMAIL.match(email):
@@ -130,6 +134,10 @@ def create_user(
         errors["organisation"] = _l("Choose an organisation.")
     if role not in ROLES:
         errors["role"] = _l("The role is member, moderator or admin.")
+    if lang is None and organisation is not None:
+        lang = SIDE_LANGUAGES[organisation.side]
+    if lang not in LANGUAGES:
+        errors["lang"] = _l("Choose English or Japanese.")
     if password is not None and (problem := password_problem(password)):
         errors["password"] = problem
     if errors:
@@ -139,7 +147,7 @@ def create_user(
         name=name,
         organisation=organisation,
         role=role,
-        lang=lang if lang in LANGUAGES else "en",
+        lang=lang,
         password_hash=hash_password(password) if password is not None else None,
     )
     session.add(user)
@@ -201,12 +209,16 @@ def invitation_for(session: Session, token: str) -> Invitation:
     return invitation
 
 
-def accept_invitation(session: Session, token: str, password: str, confirm: str) -> User:
-    """Set the invitee's password and use up the invitation."""
+def accept_invitation(session: Session, token: str, password: str, confirm: str, *,
+                      lang: str | None = None) -> User:
+    """Set the invitee's password and use up the invitation; `lang`, when the invitee switched the
+    language before accepting, replaces the one the invitation was written in."""
     invitation = invitation_for(session, token)
     _check_new_password(password, confirm)
     invitation.accepted_at = utcnow()
     invitation.user.password_hash = hash_password(password)
+    if lang in LANGUAGES:
+        invitation.user.lang = lang
     audit.record(session, invitation.user, "user.accept_invitation", "user", invitation.user_id)
     return invitation.user
 

@@ -31,7 +31,9 @@ def request_acknowledgement(session: Session, note: Note, actor: User) -> Acknow
         return existing
     side = side_asked(note)
     if session.scalar(auth.organisations_seeing(note.channel, side).limit(1)) is None:
-        raise ValidationError({"request_acknowledgement": f"Nobody on the {side.upper()} side can see this channel."})
+        nobody = (_l("Nobody on the JP side can see this channel.") if side == "jp"
+                  else _l("Nobody on the EU side can see this channel."))
+        raise ValidationError({"request_acknowledgement": nobody})
     request = AcknowledgementRequest(note_id=note.id, side=side, requested_by_id=actor.id)
     session.add(request)
     session.flush()

@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, aliased
 
@@ -51,11 +52,11 @@ def parse_filter(args: dict[str, str]) -> AuditFilter:
         try:
             dates[name] = date.fromisoformat(text) if text else None
         except ValueError:
-            errors[name] = "Write dates as YYYY-MM-DD."
+            errors[name] = _l("Write dates as YYYY-MM-DD.")
     target = (args.get("target") or "").strip().lower()
     kind, _, ident = target.partition(":")
     if ident and not ident.isdigit():
-        errors["target"] = "Write a target as a type (note) or a type and an id (note:12)."
+        errors["target"] = _l("Write a target as a type (note) or a type and an id (note:12).")
     if errors:
         raise ValidationError(errors)
     return AuditFilter(actor=(args.get("actor") or "").strip().lower(), action=(args.get("action") or "").strip(),

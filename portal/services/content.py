@@ -120,5 +120,5 @@ def parse_citation(session: Session, text: str) -> tuple[Article, str]:
         raise ValidationError({"articles": _l('Unknown act in "%(text)s".', text=text)})
     article = session.scalar(select(Article).where(Article.act_id == act.id, Article.number == number))
     if article is None:
-        raise ValidationError({"articles": f"{act.short} has no Art. {number} in the index."})
+        raise ValidationError({"articles": _l("%(act)s has no Art. %(number)s in the index.", act=act.short, number=number)})
     return article, match["pinpoint"].lower()

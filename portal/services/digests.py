@@ -15,10 +15,12 @@ from datetime import date, datetime, time, timedelta
 from operator import attrgetter
 
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import ngettext, pgettext
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
-from portal import auth, mail
+from portal import auth, i18n, mail
 from portal.db import utcnow
 from portal.errors import NotFound, ValidationError
 from portal.models import (
@@ -40,65 +42,25 @@ FINISHED = ("sent", "empty")  # delivery states that a rerun leaves alone
 PERIOD = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
 # A reader whose last digest is older than this gets one covering this much, not years of backlog.
 CATCH_UP = {"immediate": timedelta(days=2), "daily": timedelta(days=7), "weekly": timedelta(days=28)}
-SUMMARY_ORDER = ("cases", "updates", "questions", "replies", "answered", "declined", "overdue", "awaiting")
-
-# Every word a digest shows, in both of the portal's languages. Kept in one table so that the
-# coming Flask-Babel catalogue can take them over as they are. A tuple is (singular, plural).
-LABELS = {
-    "en": {
-        "note.update": "New update", "note.case": "New case", "note.question": "New question",
-        "reply": "New reply by {actor} on", "case_status": "Case status {old} → {new}:",
-        "answered": "Question answered:", "declined": "Question declined:", "overdue": "Question now overdue:",
-        "awaiting": "Awaits your side (answer by {date}):",
-        "sensitive": "A sensitive note was posted in {channel}",
-        "sensitive.activity": "Activity on a sensitive note in {channel}",
-        "no_topic": "Other topics", "awaiting.heading": "Questions awaiting your side",
-        "summary.cases": ("{n} case changed", "{n} cases changed"),
-        "summary.updates": ("{n} update", "{n} updates"),
-        "summary.questions": ("{n} new question", "{n} new questions"),
-        "summary.replies": ("{n} reply", "{n} replies"),
-        "summary.answered": ("{n} question answered", "{n} questions answered"),
-        "summary.declined": ("{n} question declined", "{n} questions declined"),
-        "summary.overdue": ("{n} question overdue", "{n} questions overdue"),
-        "summary.awaiting": ("{n} question awaits your side", "{n} questions await your side"),
-        "subject.daily": "Daily digest: {summary}", "subject.weekly": "Weekly digest: {summary}",
-        "subject.immediate": "{headline}", "subject.in-app": "Digest: {summary}",
-        "period": "{start} – {end} (UTC)", "more": "… and {n} more in the portal.",
-        "greeting": "Dear {name},", "open": "Open in the portal",
-        "unsubscribe": "Unsubscribe (mute the subscription that sent this)", "manage": "Manage subscriptions",
-        "status.open": "open", "status.investigating": "investigating",
-        "status.preliminary_findings": "preliminary findings", "status.decision_adopted": "decision adopted",
-        "status.closed": "closed",
-    },
-    "ja": {
-        "note.update": "新しい更新", "note.case": "新しい案件", "note.question": "新しい質問",
-        "reply": "{actor}さんが返信:", "case_status": "案件の状況 {old} → {new}:",
-        "answered": "質問に回答:", "declined": "質問が辞退されました:", "overdue": "回答期限を過ぎた質問:",
-        "awaiting": "貴側の回答待ち（期限 {date}）:",
-        "sensitive": "{channel}に機微なノートが投稿されました",
-        "sensitive.activity": "{channel}の機微なノートに動きがありました",
-        "no_topic": "その他のトピック", "awaiting.heading": "貴側の回答を待つ質問",
-        "summary.cases": "案件の変更 {n}件", "summary.updates": "更新 {n}件", "summary.questions": "新しい質問 {n}件",
-        "summary.replies": "返信 {n}件", "summary.answered": "回答済みの質問 {n}件",
-        "summary.declined": "辞退された質問 {n}件", "summary.overdue": "期限超過の質問 {n}件",
-        "summary.awaiting": "貴側の回答待ち {n}件",
-        "subject.daily": "日次ダイジェスト: {summary}", "subject.weekly": "週次ダイジェスト: {summary}",
-        "subject.immediate": "{headline}", "subject.in-app": "ダイジェスト: {summary}",
-        "period": "{start} – {end}（UTC）", "more": "… ほか{n}件はポータルでご覧ください。",
-        "greeting": "{name} 様", "open": "ポータルで開く",
-        "unsubscribe": "配信停止（このメールを送った購読をミュート）", "manage": "購読の管理",
-        "status.open": "開始", "status.investigating": "調査中", "status.preliminary_findings": "暫定的な所見",
-        "status.decision_adopted": "決定採択", "status.closed": "終了",
-    },
+# The summary line's parts, in this order. Written out for `make messages`, which extracts only literals.
+SUMMARY = {
+    "cases": lambda n: ngettext("%(num)d case changed", "%(num)d cases changed", n),
+    "updates": lambda n: ngettext("%(num)d update", "%(num)d updates", n),
+    "questions": lambda n: ngettext("%(num)d new question", "%(num)d new questions", n),
+    "replies": lambda n: ngettext("%(num)d reply", "%(num)d replies", n),
+    "answered": lambda n: ngettext("%(num)d question answered", "%(num)d questions answered", n),
+    "declined": lambda n: ngettext("%(num)d question declined", "%(num)d questions declined", n),
+    "overdue": lambda n: ngettext("%(num)d question overdue", "%(num)d questions overdue", n),
+    "awaiting": lambda n: ngettext("%(num)d question awaits your side", "%(num)d questions await your side", n),
 }
 
 
-def label(lang: str, key: str, n: int | None = None, **values) -> str:
-    """The label in the reader's language (English when unknown), with {n} and other values filled in."""
-    text = LABELS.get(lang, LABELS["en"]).get(key) or LABELS["en"][key]
-    if isinstance(text, tuple):
-        text = text[0] if n == 1 else text[1]
-    return text.format(n=n, **values)
+def sensitive_headline(channel: Channel, *, posted: bool = True) -> str:
+    """What e-mail and feeds show instead of a sensitive note: only that it exists, and where."""
+    name = channel.name(i18n.ui_lang())
+    if posted:
+        return _("A sensitive note was posted in %(channel)s", channel=name)
+    return _("Activity on a sensitive note in %(channel)s", channel=name)
 
 
 def record_event(session: Session, kind: str, note: Note, *, reply: Reply | None = None,
@@ -158,21 +120,30 @@ class Item:
     def is_sensitive(self) -> bool:
         return self.note.marking == "sensitive"
 
-    def headline(self, lang: str, *, inside_portal: bool = False) -> str:
-        """One line for this item; outside the portal a sensitive note shows only its channel."""
-        channel = self.note.channel.name(lang)
+    def headline(self, *, inside_portal: bool = False) -> str:
+        """One line for this item in the current language; outside the portal a sensitive note shows
+        only its channel."""
         if self.is_sensitive and not inside_portal:
-            return label(lang, "sensitive" if self.kind == "note" else "sensitive.activity", channel=channel)
+            return sensitive_headline(self.note.channel, posted=self.kind == "note")
+        title, kind = self.note.title, self.note.kind
+        if self.kind == "note" and kind == "case":
+            return _("New case %(title)s", title=title)
+        if self.kind == "note" and kind == "question":
+            return _("New question %(title)s", title=title)
         if self.kind == "note":
-            prefix = label(lang, f"note.{self.note.kind}")
-        elif self.kind == "case_status":
-            prefix = label(lang, "case_status", old=label(lang, f"status.{self.details.get('from')}"),
-                           new=label(lang, f"status.{self.details.get('to')}"))
-        elif self.kind == "awaiting":
-            prefix = label(lang, "awaiting", date=self.note.answer_by.isoformat() if self.note.answer_by else "")
-        else:
-            prefix = label(lang, self.kind, actor=self.actor)
-        return f"{prefix} {self.note.title}"
+            return _("New update %(title)s", title=title)
+        if self.kind == "reply":
+            return _("New reply by %(actor)s on %(title)s", actor=self.actor, title=title)
+        if self.kind == "case_status":
+            return _("Case status %(old)s → %(new)s: %(title)s", old=i18n.label(self.details.get("from")),
+                     new=i18n.label(self.details.get("to")), title=title)
+        if self.kind == "answered":
+            return _("Question answered: %(title)s", title=title)
+        if self.kind == "declined":
+            return _("Question declined: %(title)s", title=title)
+        if self.kind == "overdue":
+            return _("Question now overdue: %(title)s", title=title)
+        return _("Awaits your side (answer by %(date)s): %(title)s", date=i18n.day(self.note.answer_by), title=title)
 
     @property
     def anchor(self) -> str | None:
@@ -289,17 +260,24 @@ class Digest:
     def hidden(self) -> int:
         return self.total - len(self.items)
 
-    def summary(self, lang: str) -> str:
-        """"3 cases changed, 5 updates, 2 questions await your side"."""
-        return ", ".join(label(lang, f"summary.{key}", self.counts[key]) for key in SUMMARY_ORDER if self.counts[key])
+    def summary(self) -> str:
+        """"3 cases changed, 5 updates, 2 questions await your side", in the current language."""
+        return pgettext("list separator", ", ").join(
+            part(self.counts[key]) for key, part in SUMMARY.items() if self.counts[key])
 
-    def subject(self, lang: str) -> str:
+    def subject(self) -> str:
+        """The e-mail's subject: the one item of an immediate message, else the summary."""
         if self.frequency == "immediate" and self.items:
-            return label(lang, "subject.immediate", headline=self.items[0].headline(lang))
-        return label(lang, f"subject.{self.frequency}", summary=self.summary(lang))
+            return self.items[0].headline()
+        if self.frequency == "daily":
+            return _("Daily digest: %(summary)s", summary=self.summary())
+        if self.frequency == "weekly":
+            return _("Weekly digest: %(summary)s", summary=self.summary())
+        return _("Digest: %(summary)s", summary=self.summary())
 
-    def groups(self, lang: str) -> list[Group]:
+    def groups(self) -> list[Group]:
         """Items grouped by topic (the one subscribed to, else the note's first), then by channel."""
+        lang = i18n.ui_lang()
         topics: dict[int | None, dict[int, list[Item]]] = defaultdict(lambda: defaultdict(list))
         channels, topic_of = {}, {}
         for item in self.items:
@@ -523,12 +501,14 @@ def _delivery(session: Session, existing: DigestDelivery | None, reader: User, k
 
 
 def deliver(digest: Digest, *, via: mail.Transport | None = None):
-    """E-mail one digest to its reader, with RFC 8058 one-click unsubscribe for its subscriptions."""
-    reader, lang = digest.reader, digest.reader.lang
+    """E-mail one digest to its reader, in their language and time zone, with RFC 8058 one-click
+    unsubscribe for its subscriptions."""
+    reader = digest.reader
     link = unsubscribe_link(reader, digest.subscription_ids)
     headers = {"List-Unsubscribe": f"<{link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
-    return mail.send_email(reader.email, digest.subject(lang), "digest", headers=headers, via=via,
-                           digest=digest, lang=lang, label=label, unsubscribe=link)
+    with i18n.as_reader(reader):
+        return mail.send_email(reader.email, digest.subject(), "digest", headers=headers, via=via,
+                               digest=digest, unsubscribe=link)
 
 
 def unsubscribe_link(reader: User, subscription_ids: list[int]) -> str:
@@ -550,19 +530,19 @@ class FeedEntry:
     anchor: str | None = None
 
 
-def note_entries(rows: Iterable[Note], lang: str) -> list[FeedEntry]:
-    """Feed entries for notes (a channel's or a topic's feed)."""
+def note_entries(rows: Iterable[Note]) -> list[FeedEntry]:
+    """Feed entries for notes (a channel's or a topic's feed), in the current language."""
     entries = []
     for note in rows:
         sensitive = note.marking == "sensitive"
-        title = label(lang, "sensitive", channel=note.channel.name(lang)) if sensitive else note.title
+        title = sensitive_headline(note.channel) if sensitive else note.title
         entries.append(FeedEntry(f"note-{note.id}", note, title, note.updated_at, None if sensitive else note.body_html))
     return entries
 
 
-def digest_entries(digest: Digest, lang: str) -> list[FeedEntry]:
-    """Feed entries for a personal digest, newest first."""
-    return [FeedEntry(item.key, item.note, item.headline(lang), item.at, None, item.anchor)
+def digest_entries(digest: Digest) -> list[FeedEntry]:
+    """Feed entries for a personal digest, newest first, in the current language."""
+    return [FeedEntry(item.key, item.note, item.headline(), item.at, None, item.anchor)
             for item in reversed(digest.items)]
 
 

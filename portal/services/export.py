@@ -12,6 +12,7 @@ import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
@@ -55,7 +56,7 @@ def export_case(session: Session, user: User, note_id: int, *, fmt: str, now: da
 
 def _check_format(fmt: str) -> None:
     if fmt not in FORMATS:
-        raise ValidationError({"format": f"Choose one of: {', '.join(FORMATS)}."})
+        raise ValidationError({"format": _l("Choose one of: %(formats)s.", formats=", ".join(FORMATS))})
 
 
 def _notes():

@@ -74,7 +74,7 @@ def _parse_date(value, field_name: str) -> date | None:
     try:
         return date.fromisoformat(str(value).strip())
     except ValueError:
-        raise ValidationError({field_name: f"{value!r} is not a date; use YYYY-MM-DD."}) from None
+        raise ValidationError({field_name: _l("'%(value)s' is not a date; use YYYY-MM-DD.", value=value)}) from None
 
 
 def _parse_milestones(value) -> list[tuple[date, str]]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -15,7 +17,6 @@ from portal.errors import RateLimited, ValidationError
 from portal.models import RateLimitCounter
 
 EPOCH = datetime(1970, 1, 1)  # timestamps are naive UTC (portal.db.utcnow)
-ACTIONS = {"sign_in": "sign-in attempts", "post": "posts", "search": "searches"}
 
 
 def parse_limit(value: str) -> tuple[int, int] | None:
@@ -56,11 +57,15 @@ def hit(session: Session, action: str, *, user_key: str | None, address: str | N
         if _increment(session, f"{action}:{scope}:{value.lower()}", window_start, window_end) > hits:
             retry_after = max(retry_after, int((window_end - now).total_seconds()) + 1)
     if retry_after:
-        raise RateLimited(f"Too many {ACTIONS[action]} in a short time. Try again in "
-                          f"{_duration(retry_after)}.", retry_after=retry_after)
+        raise RateLimited(_refusal(action, retry_after), retry_after=retry_after)
 
 
-def _duration(seconds: int) -> str:
-    if seconds < 90:
-        return f"{seconds} seconds"
-    return f"{-(-seconds // 60)} minutes"
+def _refusal(action: str, seconds: int) -> str:
+    """"Too many searches in a short time. Try again in 40 seconds." in the reader's language."""
+    wait = (ngettext("%(num)d second", "%(num)d seconds", seconds) if seconds < 90
+            else ngettext("%(num)d minute", "%(num)d minutes", -(-seconds // 60)))
+    if action == "sign_in":
+        return _("Too many sign-in attempts in a short time. Try again in %(wait)s.", wait=wait)
+    if action == "post":
+        return _("Too many posts in a short time. Try again in %(wait)s.", wait=wait)
+    return _("Too many searches in a short time. Try again in %(wait)s.", wait=wait)

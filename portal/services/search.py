@@ -18,6 +18,7 @@ from itertools import chain
 
 import nh3
 from flask import Flask, current_app, url_for
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, selectinload
@@ -479,11 +480,11 @@ def search(
         relaxed_parsed, relaxed_results = run(relaxed=True)
         if relaxed_results.total:
             parsed, results = relaxed_parsed, relaxed_results
-            parsed.notices.append("Nothing contains all of these words; these results contain some of them.")
+            parsed.notices.append(_l("Nothing contains all of these words; these results contain some of them."))
     return SearchPage(
         query=raw, items=_hydrate(session, user, results), total=results.total, page=results.page,
         pages=results.pages, facets=_facet_labels(session, results, lang) if facets else {},
-        notices=parsed.notices,
+        notices=[str(notice) for notice in parsed.notices],  # in the reader's language, from here on text
     )
 
 

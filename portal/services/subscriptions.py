@@ -6,12 +6,13 @@ import hashlib
 import secrets
 
 from flask import current_app
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from portal import auth
+from portal import auth, i18n
 from portal.db import utcnow
 from portal.errors import NotFound, ValidationError
 from portal.models import Channel, FeedToken, Subscription, Topic, User
@@ -20,13 +21,13 @@ from portal.services import audit
 
 DEFAULT_FREQUENCY = "weekly"
 UNSUBSCRIBE_SALT = "unsubscribe"
-BAD_LINK = ("This unsubscribe link is not valid. Check that it was copied whole, or manage your "
-            "subscriptions after signing in.")
+BAD_LINK = _l("This unsubscribe link is not valid. Check that it was copied whole, or manage your "
+              "subscriptions after signing in.")
 
 
 def _check_frequency(frequency: str) -> str:
     if frequency not in FREQUENCIES:
-        raise ValidationError({"frequency": "The frequency is immediate, daily, weekly or in-app."})
+        raise ValidationError({"frequency": _l("The frequency is immediate, daily, weekly or in-app.")})
     return frequency
 
 
@@ -48,19 +49,19 @@ def subscribe(
     if topic is not None:
         found = session.scalar(select(Topic).where(Topic.slug == topic.strip()))
         if found is None:
-            raise ValidationError({"topic": f"There is no topic {topic!r}; choose one from the list of topics."})
+            raise ValidationError({"topic": _l("There is no topic '%(topic)s'; choose one from the list of topics.", topic=topic)})
         target, fields["topic_id"] = "topic", found.id
     elif channel is not None:
         # Missing and invisible channels get the same answer, so the error confirms nothing.
         found = session.scalar(auth.visible_channels(user).where(Channel.slug == channel.strip()))
         if found is None:
-            raise ValidationError({"channel": f"There is no channel {channel!r} that you can read."})
+            raise ValidationError({"channel": _l("There is no channel '%(channel)s' that you can read.", channel=channel)})
         target, fields["channel_id"] = "channel", found.id
     elif note_id is not None:
         try:
             auth.note_for(session, user, note_id)
         except NotFound:
-            raise ValidationError({"note": f"There is no note {note_id} that you can read."}) from None
+            raise ValidationError({"note": _l("There is no note %(id)s that you can read.", id=note_id)}) from None
         target, fields["note_id"] = "note", note_id
     existing = session.scalar(
         select(Subscription).where(Subscription.user_id == user.id, Subscription.target == target,
@@ -129,23 +130,17 @@ def find(session: Session, user: User, *, topic: str | None = None, channel: str
     return subscription
 
 
-# Also used for e-mails and the CLI, outside any request, so the language is passed rather than looked up.
-DESCRIPTIONS = {
-    "en": {"topic": "Topic: {}", "channel": "Channel: {}", "note": "Note #{}", "all": "Everything you can read"},
-    "ja": {"topic": "トピック：{}", "channel": "チャンネル：{}", "note": "投稿 #{}", "all": "閲覧できるすべて"},
-}
-
-
-def describe(subscription: Subscription, lang: str = "en") -> str:
-    """A short label in `lang`: "Topic: App stores", "Channel: …", "Note #12", "Everything you can read"."""
-    words = DESCRIPTIONS.get(lang, DESCRIPTIONS["en"])
+def describe(subscription: Subscription) -> str:
+    """A short label in the current language: "Topic: App stores", "Channel: …", "Note #12",
+    "Everything you can read" (English in the CLI)."""
+    lang = i18n.ui_lang()
     if subscription.target == "topic":
-        return words["topic"].format(subscription.topic.label(lang))
+        return _("Topic: %(name)s", name=subscription.topic.label(lang))
     if subscription.target == "channel":
-        return words["channel"].format(subscription.channel.name(lang))
+        return _("Channel: %(name)s", name=subscription.channel.name(lang))
     if subscription.target == "note":
-        return words["note"].format(subscription.note_id)
-    return words["all"]
+        return _("Note #%(id)s", id=subscription.note_id)
+    return _("Everything you can read")
 
 
 def _serializer() -> URLSafeTimedSerializer:

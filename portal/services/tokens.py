@@ -37,12 +37,12 @@ def create_token(
     if scope not in SCOPES:
         errors["scope"] = _l("The scope is read or write.")
     if not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
-        errors["expires"] = f"A token lasts between 1 and {MAX_DAYS} days."
+        errors["expires"] = _l("A token lasts between 1 and %(days)s days.", days=MAX_DAYS)
     name = " ".join(str(name or "").split())
     if len(name) > NAME_MAX:
-        errors["name"] = f"Keep the name under {NAME_MAX} characters."
+        errors["name"] = _l("Keep the name under %(n)s characters.", n=NAME_MAX)
     if not user.is_active:
-        errors["email"] = f"{user.email} is deactivated."
+        errors["email"] = _l("%(email)s is deactivated.", email=user.email)
     if errors:
         raise ValidationError(errors)
     prefix = secrets.token_hex(PREFIX_LENGTH // 2)

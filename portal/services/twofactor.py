@@ -116,8 +116,8 @@ def verify(session: Session, user: User, code: str, *, now: datetime) -> str:
             audit.record(session, user, "user.use_recovery_code", "user", user.id)
             return "recovery"
     accounts.record_sign_in_failure(session, user.email, user, step="code")
-    raise SignInRefused("That code is wrong or was already used. Enter the newest code from your app, "
-                        "or a recovery code.")
+    raise SignInRefused(_l("That code is wrong or was already used. Enter the newest code from your app, "
+                            "or a recovery code."))
 
 
 def enrolled_user_ids(session: Session) -> set[int]:
@@ -136,7 +136,7 @@ def reset(session: Session, user: User, *, actor: User | None) -> None:
     sessions."""
     credential = credential_for(session, user)
     if credential is None:
-        raise ValidationError(f"{user.email} has no two-factor sign-in to reset.")
+        raise ValidationError(_l("%(email)s has no two-factor sign-in to reset.", email=user.email))
     session.delete(credential)
     session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     accounts.end_sessions(session, user)

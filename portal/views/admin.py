@@ -42,7 +42,8 @@ def users():
         try:
             user = accounts.create_user(
                 db, email=values.get("email", ""), name=values.get("name", ""),
-                organisation=organisation, role=values.get("role", "member"), actor=current_user,
+                organisation=organisation, role=values.get("role", "member"), lang=values.get("lang") or None,
+                actor=current_user,
             )
             link = accounts.invite(db, user, actor=current_user)
             mail.send_invitation(user, link, inviter=current_user)

@@ -4,6 +4,7 @@ import time
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
@@ -130,7 +131,8 @@ def invitation(token: str):
     if request.method == "POST":
         try:
             user = accounts.accept_invitation(
-                db, token, request.form.get("password", ""), request.form.get("confirm", "")
+                db, token, request.form.get("password", ""), request.form.get("confirm", ""),
+                lang=session.get("lang"),
             )
         except ValidationError as error:
             errors = error.errors
@@ -138,9 +140,12 @@ def invitation(token: str):
             db.commit()
             logout_user()
             response = _after_password(user, url_for("main.dashboard"))
-            flash(_("Welcome. Your password is set."))
+            with force_locale(user.lang):
+                flash(_("Welcome. Your password is set."))
             return response
-    return render_template("auth/invitation.html", invitation=pending, errors=errors), 400 if errors else 200
+    # In the invitee's language, as the e-mail was, unless they switched it on this page.
+    with force_locale(session.get("lang") or pending.user.lang):
+        return render_template("auth/invitation.html", invitation=pending, errors=errors), 400 if errors else 200
 
 
 @bp.route("/account/password", methods=["GET", "POST"])

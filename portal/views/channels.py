@@ -78,7 +78,7 @@ def feed(slug: str):
     channel = auth.channel_for(db, current_user, slug)
     rows, _ = notes.channel_notes(db, channel, per_page=50)
     return atom(channel.name(current_user.lang), url_for("channels.show", slug=channel.slug, _external=True),
-                digests.note_entries(rows, current_user.lang), channel.created_at)
+                digests.note_entries(rows), channel.created_at)
 
 
 def preview_of(form) -> Markup | None:

@@ -6,7 +6,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from portal import auth
+from portal import auth, i18n
 from portal.db import get_session, utcnow
 from portal.errors import ValidationError
 from portal.extensions import csrf
@@ -29,11 +29,11 @@ def show():
     try:
         day = date.fromisoformat(request.args.get("date") or date.today().isoformat())
     except ValueError:
-        day, error = date.today(), f"{request.args.get('date')!r} is not a date; use YYYY-MM-DD."
+        day, error = date.today(), _("'%(value)s' is not a date; use YYYY-MM-DD.", value=request.args.get("date"))
     since, until = digests.period_around(frequency, day)
     digest = digests.personal_digest(db, current_user, since, until)
     return render_template(
-        "digests/show.html", digest=digest, frequency=frequency, day=day, error=error, label=digests.label,
+        "digests/show.html", digest=digest, frequency=frequency, day=day, error=error,
         read_until=digests.read_until(db, current_user), step=digests.PERIOD[frequency],
     ), 400 if error else 200
 
@@ -54,8 +54,9 @@ def digest_feed(token: str):
     reader = subscriptions.user_for_feed_token(db, token)
     now = utcnow()
     digest = digests.personal_digest(db, reader, now - timedelta(days=FEED_DAYS), now)
-    return atom(digests.label(reader.lang, "subject.in-app", summary=digest.summary(reader.lang)),
-                url_for("digests.show", _external=True), digests.digest_entries(digest, reader.lang), now)
+    with i18n.as_reader(reader):  # a feed reader has no session: the token's owner is the reader
+        return atom(_("Digest: %(summary)s", summary=digest.summary()), url_for("digests.show", _external=True),
+                    digests.digest_entries(digest), now)
 
 
 @bp.get("/feeds/<token>/channels/<slug>.atom")
@@ -64,8 +65,9 @@ def channel_feed(token: str, slug: str):
     reader = subscriptions.user_for_feed_token(db, token)
     channel = auth.channel_for(db, reader, slug)
     rows, _ = notes.channel_notes(db, channel, per_page=50)
-    return atom(channel.name(reader.lang), url_for("channels.show", slug=channel.slug, _external=True),
-                digests.note_entries(rows, reader.lang), channel.created_at)
+    with i18n.as_reader(reader):
+        return atom(channel.name(reader.lang), url_for("channels.show", slug=channel.slug, _external=True),
+                    digests.note_entries(rows), channel.created_at)
 
 
 @bp.get("/feeds/<token>/topics/<slug>.atom")
@@ -73,8 +75,9 @@ def topic_feed(token: str, slug: str):
     db = get_session()
     reader = subscriptions.user_for_feed_token(db, token)
     topic, rows = digests.topic_notes(db, reader, slug)
-    return atom(topic.label(reader.lang), url_for("search.index", q=f"topic:{topic.slug}", _external=True),
-                digests.note_entries(rows, reader.lang), utcnow())
+    with i18n.as_reader(reader):
+        return atom(topic.label(reader.lang), url_for("search.index", q=f"topic:{topic.slug}", _external=True),
+                    digests.note_entries(rows), utcnow())
 
 
 @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
