@@ -16,6 +16,7 @@ import pytest
 from flask import g, has_app_context
 from flask.testing import FlaskClient
 from hypothesis import settings
+from jinja2 import BytecodeCache
 from sqlalchemy import URL, make_url, select, text
 
 from portal import create_app
@@ -40,6 +41,25 @@ class IsolatedClient(FlaskClient):
         return response
 
 
+class CompiledTemplates(BytecodeCache):
+    """Compiled templates kept for the whole run. Each test's app has its own Jinja environment,
+    which would otherwise compile again every template it renders; Jinja checks each entry against
+    the template's source, so an edited template is still compiled afresh."""
+
+    def __init__(self):
+        self.code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket):
+        if (code := self.code.get(bucket.key)) is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket):
+        self.code[bucket.key] = bucket.bytecode_to_string()
+
+
+COMPILED_TEMPLATES = CompiledTemplates()
+
+
 def make_app(tmp_path, **overrides):
     """An app on its own instance folder; the database is the caller's to prepare."""
     url = os.environ.get("PORTAL_TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'portal.sqlite3'}"
@@ -57,6 +77,7 @@ def make_app(tmp_path, **overrides):
         **overrides,
     })
     app.test_client_class = IsolatedClient
+    app.jinja_env.bytecode_cache = COMPILED_TEMPLATES
     return app
 
 
