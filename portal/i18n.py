@@ -66,6 +66,11 @@ def _zone() -> ZoneInfo:
     return zone
 
 
+def today() -> date:
+    """The date on the reader's calendar: a Tokyo official's morning is still yesterday in UTC."""
+    return datetime.now(_zone()).date()
+
+
 def local(moment: datetime) -> datetime:
     """A stored (naive UTC) datetime in the reader's zone."""
     return moment.replace(tzinfo=timezone.utc).astimezone(_zone())

@@ -262,3 +262,18 @@ def test_service_messages_found_late_are_in_japanese(app, client, world):
     limited = client.get("/search?q=joint")
     assert limited.status_code == 429
     assert re.search(r"短時間の検索が多すぎます。\d+(時間|分|秒)後にもう一度お試しください。", limited.get_data(as_text=True))
+
+
+def test_today_is_the_readers_date_not_the_servers(app, db, client, world):
+    """Kiritimati (UTC+14) and Pago Pago (UTC−11) are always on different dates: each reader's digest
+    page opens on their own today, whatever the server's clock says."""
+    for zone in ("Pacific/Kiritimati", "Pacific/Pago_Pago"):
+        world.eu_member.time_zone = zone
+        db.commit()
+        login(client, world.eu_member)
+        before = datetime.now(ZoneInfo(zone)).date()
+        page = _get(client, "/digest?period=daily")
+        after = datetime.now(ZoneInfo(zone)).date()
+        shown = re.search(r'<input type="hidden" name="date" value="([0-9-]+)">', page).group(1)
+        assert shown in (before.isoformat(), after.isoformat()), zone
+        client.post("/logout")

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from portal.models import Note, Reply
 from portal.services import notes, replies
-from tests.conftest import login
+from tests.conftest import login, today_for
 
 DAY = timedelta(days=1)
 
@@ -55,7 +55,7 @@ def test_post_case_with_status_and_milestones(client, world, db):
 
 def test_question_is_addressed_to_the_other_side_and_shows_days_left(client, world, app):
     login(client, world.eu_member)
-    due = date.today() + 12 * DAY
+    due = today_for(world.eu_member) + 12 * DAY
     note_id = _note_id(_post(client, "joint-channel", "question", title="How do you count 7 days?",
                              answer_by=due.isoformat()))
     page = client.get(f"/notes/{note_id}").get_data(as_text=True)
@@ -98,7 +98,7 @@ def test_question_declined_with_grounds_by_the_addressed_side(client, world, app
 
 def test_question_past_its_date_is_overdue(client, world, db):
     note = db.get(Note, world.notes["joint"].id)
-    note.answer_by = date.today() - 3 * DAY
+    note.answer_by = today_for(world.eu_member) - 3 * DAY
     db.commit()
     login(client, world.eu_member)
     page = client.get("/channels/joint-channel").get_data(as_text=True)

@@ -1,9 +1,8 @@
 """Blueprints, one per feature, and what every template may use."""
 from __future__ import annotations
 
-from datetime import date
 
-from flask import Flask, g, redirect, render_template, request, url_for
+from flask import Flask, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.routing import BaseConverter, ValidationError
 
@@ -42,7 +41,7 @@ def register(app: Flask) -> None:
     @app.context_processor
     def globals_for_templates():
         return {
-            "today": g.get("today") or date.today(),
+            "today": i18n.today(),
             "ui_lang": i18n.ui_lang(),
             "KINDS": KINDS,
             "MARKINGS": MARKINGS,

@@ -27,9 +27,9 @@ def show():
     if frequency not in digests.PERIOD:
         frequency, error = "weekly", _("The period is daily or weekly.")
     try:
-        day = date.fromisoformat(request.args.get("date") or date.today().isoformat())
+        day = date.fromisoformat(request.args.get("date") or i18n.today().isoformat())
     except ValueError:
-        day, error = date.today(), _("'%(value)s' is not a date; use YYYY-MM-DD.", value=request.args.get("date"))
+        day, error = i18n.today(), _("'%(value)s' is not a date; use YYYY-MM-DD.", value=request.args.get("date"))
     since, until = digests.period_around(frequency, day)
     digest = digests.personal_digest(db, current_user, since, until)
     return render_template(

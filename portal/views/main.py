@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-from datetime import date
 
 from flask import Blueprint, abort, render_template
 from flask_login import current_user
 
-from portal import auth
+from portal import auth, i18n
 from portal.db import get_session
 from portal.models import Note, NoteArticle
 from portal.services import content, dashboard
@@ -17,7 +16,7 @@ bp.before_request(require_sign_in)
 
 @bp.get("/", endpoint="dashboard")
 def dashboard_page():
-    board = dashboard.for_user(get_session(), current_user, date.today())
+    board = dashboard.for_user(get_session(), current_user, i18n.today())
     return render_template("main/dashboard.html", board=board)
 
 

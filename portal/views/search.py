@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from datetime import date
 
 from flask import Blueprint, render_template, request
 from flask_login import current_user
 
+from portal import i18n
 from portal.db import get_session
 from portal.services import channels, content
 from portal.services import search as search_service
@@ -38,7 +38,7 @@ def index():
         except RateLimited as limited:
             error, status, headers = str(limited), 429, {"Retry-After": str(limited.retry_after)}
     if query and error is None:
-        result = search_service.search(db, current_user, query, today=date.today(), sort=sort, page=min(page, 500),
+        result = search_service.search(db, current_user, query, today=i18n.today(), sort=sort, page=min(page, 500),
                                        lang=current_user.lang)
     return render_template(
         "search/index.html", typed=typed, chosen=chosen, sort=sort, result=result,
