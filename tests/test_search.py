@@ -1,8 +1,11 @@
 """Search as officials and attackers meet it: languages, query language, permissions, staying in step."""
 from __future__ import annotations
 
+import errno
+import gc
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -12,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from whoosh.writing import SegmentWriter
 
 from portal.models import Note, SearchOutbox
 from portal.search.query import rewrite_japanese, split_run
@@ -308,6 +312,41 @@ def test_every_change_writes_the_outbox_in_the_same_transaction(app, db, world):
     note = _post(db, world, world.joint, "Outbox", "x")
     rows = db.execute(select(SearchOutbox.entity, SearchOutbox.entity_id).where(SearchOutbox.id > before)).all()
     assert ("note", note.id) in rows
+
+
+def test_commits_after_the_random_module_is_seeded_again_all_reach_the_index(app, db, world, caplog):
+    """Whatever seeds `random` (Hypothesis does, for each example) once made Whoosh give a new segment
+    the name of an existing one: the commit failed and the note was not searchable until a later sync."""
+    index = search_service.index_for(app)
+    for n in range(3):
+        random.seed(2026)
+        _post(db, world, world.joint, f"Kestrel report {n}", "kestrel")
+        assert not search_service.has_pending(db, index), f"note {n} is still waiting in the outbox"
+    assert "not updated now" not in caplog.text
+    assert index.keys()[1] == set()  # no duplicates either
+
+
+def test_a_failed_index_commit_gives_its_lock_back_at_once(app, db, world, monkeypatch):
+    """A disk that fills up during the index commit: the note is saved, its change waits in the outbox,
+    and the next writer gets the lock at once (it used to wait for the garbage collector)."""
+    index = search_service.index_for(app)
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(SegmentWriter, "_finalize_segment", disk_full)
+    gc.disable()  # the collector would free the abandoned writer, and its lock, at a moment of its choosing
+    try:
+        note = _post(db, world, world.joint, "Written before the disk filled up", "kestrel")
+        assert search_service.has_pending(db, index)
+        monkeypatch.undo()
+        with index.writer(timeout=0):
+            pass
+    finally:
+        gc.enable()
+    assert search_service.sync(app) >= 1
+    assert not search_service.has_pending(db, index)
+    assert f"note:{note.id}" in index.keys()[0]
 
 
 @pytest.mark.parametrize("query", [

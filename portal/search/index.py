@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import secrets
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from whoosh import collectors, highlight, index
+from whoosh.codec.base import Segment
 from whoosh.fields import DATETIME, ID, KEYWORD, STORED, TEXT, Schema
 from whoosh.filedb.filestore import FileStorage, RamStorage
 from whoosh.matching import AndNotMatcher
@@ -25,6 +27,7 @@ from whoosh.query import Query, Term
 from whoosh.reading import EmptyReader, MultiReader, SegmentReader
 from whoosh.searching import Results as WhooshResults
 from whoosh.searching import Searcher
+from whoosh.util import IDCHARS
 from whoosh.writing import LockError
 
 from portal.search import vector
@@ -41,10 +44,32 @@ def _and_not_find_first(self):
 
 AndNotMatcher._find_first = _and_not_find_first
 
+
+def _unique_segment_id(cls, size: int = 16) -> str:
+    # Whoosh names a new segment with the `random` module. Whatever seeds it (Hypothesis does, for
+    # each example it runs) makes a later commit pick the name of an existing segment; that commit
+    # then fails on an assertion and the change waits in the outbox. Names come from the OS instead.
+    return "".join(secrets.choice(IDCHARS) for _ in range(size))
+
+
+Segment._random_id = classmethod(_unique_segment_id)
+
 POSITION_FILE = "outbox_position.json"
 FACETS = ("kind", "topics", "channel")
 # Segments below this size are merged out of band (merge_small_segments), not after each write.
 SMALL_SEGMENT = 10_000
+
+
+def _abandon(writer) -> None:
+    """Cancel a writer whose work or commit failed, and give its lock back now in any case: left to
+    the garbage collector, the lock made every later writer in this process wait until it ran."""
+    if writer.is_closed:
+        return
+    try:
+        writer.cancel()
+    except Exception:  # noqa: BLE001 - the caller re-raises the failure that matters
+        if writer.writelock is not None:  # cancel() failed before it released the lock
+            writer.writelock.release()
 
 
 def make_schema() -> Schema:
@@ -240,10 +265,10 @@ class SearchIndex:
             searcher = self.searcher()  # under the lock: at the writer's base generation
             yield (_DocnumWriter(writer, searcher)
                    if searcher.reader().generation() == writer.generation - 1 else writer)
+            writer.commit(merge=merge)
         except BaseException:
-            writer.cancel()
+            _abandon(writer)
             raise
-        writer.commit(merge=merge)
 
     def small_segments(self) -> int:
         return sum(1 for segment in self._ix._segments() if segment.doc_count_all() < SMALL_SEGMENT)
