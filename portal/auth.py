@@ -11,9 +11,12 @@ other than the author's, and given by readers of that side only.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.interfaces import ORMOption
 
 from portal.errors import Forbidden, NotFound
 from portal.extensions import login_manager
@@ -73,12 +76,17 @@ def channel_for(session: Session, user: User, slug: str) -> Channel:
     return channel
 
 
-def note_for(session: Session, user: User, note_id: int, *, include_deleted: bool = False) -> Note:
-    """The note, or NotFound. Deleted notes are visible only to admins, who may restore them."""
+def note_for(session: Session, user: User, note_id: int, *, include_deleted: bool = False,
+             load: Sequence[ORMOption] = ()) -> Note:
+    """The note, or NotFound. Deleted notes are visible only to admins, who may restore them.
+
+    load: loader options for what the caller will show of the note (its collections, in this query).
+    """
     query = (
         select(Note)
         .join(Channel, Note.channel_id == Channel.id)
         .where(Note.id == note_id, channel_is_visible(user))
+        .options(*load)
     )
     note = session.scalar(query)
     if note is None or (note.is_deleted and not (include_deleted and user.is_admin)):

@@ -7,7 +7,7 @@ from datetime import datetime
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from portal import auth
 from portal.db import MAX_ID, utcnow
@@ -116,7 +116,8 @@ class ThreadItem:
 
 def thread(session: Session, note: Note, *, root: Reply | None = None) -> list[ThreadItem]:
     """The replies under the note (or under root) in tree order, with deep branches cut off."""
-    query = select(Reply).where(Reply.note_id == note.id).order_by(Reply.path)
+    # Pages show the rendered HTML: the Markdown source would double what a long thread reads.
+    query = select(Reply).where(Reply.note_id == note.id).order_by(Reply.path).options(defer(Reply.body))
     if root is not None:
         query = query.where(Reply.path.startswith(root.path, autoescape=True), Reply.id != root.id)
     base = root.depth if root else 0
