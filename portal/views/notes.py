@@ -3,7 +3,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy.orm import defer, joinedload, selectinload
+from sqlalchemy.orm import defer, joinedload
 
 from portal import auth
 from portal.db import get_session
@@ -42,17 +42,17 @@ def reply_links(note) -> dict[str, str]:
     }
 
 
-# What the note page shows of the note, loaded with it rather than by one lazy load each (topics
-# joined would make SQLite scan their association table), and what it does not show (the Markdown).
+# What the note page shows of the note, joined to it rather than one lazy load each, and what it does
+# not show (the Markdown). Topics stay a lazy load: joined, SQLite scans their association table, and
+# a select-in load costs twice a lazy one.
 PAGE_LOAD = (joinedload(Note.translation), joinedload(Note.citations), joinedload(Note.milestones),
-             selectinload(Note.topics), defer(Note.body))
+             defer(Note.body))
 
 
 def _note_page(note, *, reply_errors=None, reply_values=None, status=200):
     db = get_session()
     thread = replies.thread(db, note)
-    # After the thread, the accepted reply is usually already in the session: no query.
-    accepted = db.get(Reply, note.accepted_reply_id) if note.accepted_reply_id else None
+    accepted = replies.shown_reply(db, note.accepted_reply_id, thread) if note.accepted_reply_id else None
     may_moderate = auth.moderates(db, current_user, note.channel)
     return render_template(
         "notes/show.html",
