@@ -166,15 +166,18 @@ class Browser:
         try:
             connection.request(method, path, body=body, headers=headers)
             response = connection.getresponse()
-            text = response.read().decode("utf-8", "replace")
-            for header, value in response.getheaders():
-                if header.lower() == "set-cookie" and value.startswith("session="):
-                    self.cookie = value.split(";", 1)[0]
-            if token := CSRF.search(text):
-                self.token = token.group(1)
-            return response.status, response.getheader("Location") or "", text
+            raw = response.read()
         finally:
+            # gunicorn's sync worker lingers until the client closes (RFC 9112 9.6): close before
+            # parsing, as a browser's proxy would, so that the worker is free for the next request.
             connection.close()
+        text = raw.decode("utf-8", "replace")
+        for header, value in response.getheaders():
+            if header.lower() == "set-cookie" and value.startswith("session="):
+                self.cookie = value.split(";", 1)[0]
+        if token := CSRF.search(text):
+            self.token = token.group(1)
+        return response.status, response.getheader("Location") or "", text
 
     def sign_in(self, email: str) -> None:
         self.request("GET", "/login")
