@@ -124,12 +124,18 @@ def reply_for(session: Session, user: User, reply_id: int) -> Reply:
     return reply
 
 
+# Built once: every note page asks it (session.get builds its statement each time it misses, and most
+# readers are no channel's member).
+_IS_CHANNEL_MODERATOR = select(ChannelMembership.is_moderator).where(
+    ChannelMembership.channel_id == bindparam("channel_id"), ChannelMembership.user_id == bindparam("user_id")
+)
+
+
 def moderates(session: Session, user: User, channel: Channel) -> bool:
     """Site moderators and admins moderate every channel they can see; channel moderators theirs."""
     if user.is_moderator:
         return True
-    membership = session.get(ChannelMembership, (channel.id, user.id))
-    return membership is not None and membership.is_moderator
+    return bool(session.scalar(_IS_CHANNEL_MODERATOR, {"channel_id": channel.id, "user_id": user.id}))
 
 
 def require_writable(channel: Channel) -> None:
