@@ -1,6 +1,7 @@
 """Threaded replies: to a note or to any reply, to any depth, with history and soft deletion."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -143,7 +144,7 @@ def thread(session: Session, note: Note, *, root: Reply | None = None) -> list[T
     return items
 
 
-def shown_reply(session: Session, reply_id: int, thread: list[ThreadItem] = ()) -> Row | None:
+def shown_reply(session: Session, reply_id: int, thread: Sequence[ThreadItem] = ()) -> Row | None:
     """One reply as a page shows it (the accepted answer): from the thread already loaded, else one query."""
     for item in thread:
         if item.reply.id == reply_id:

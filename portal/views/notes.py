@@ -43,8 +43,8 @@ def reply_links(note) -> dict[str, str]:
 
 
 # What the note page shows of the note, joined to it rather than one lazy load each, and what it does
-# not show (the Markdown). Topics stay a lazy load: joined, SQLite scans their association table, and
-# a select-in load costs twice a lazy one.
+# not show (the Markdown). Topics are not joined (SQLite would scan their whole association table):
+# content.note_topics_of reads them.
 PAGE_LOAD = (joinedload(Note.translation), joinedload(Note.citations), joinedload(Note.milestones),
              defer(Note.body))
 
@@ -57,6 +57,7 @@ def _note_page(note, *, reply_errors=None, reply_values=None, status=200):
     return render_template(
         "notes/show.html",
         note=note,
+        topics=content.note_topics_of(db, note.id),
         thread=thread,
         links=reply_links(note),
         accepted=accepted,
