@@ -11,9 +11,13 @@ other than the author's, and given by readers of that side only.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import lru_cache
+
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.interfaces import ORMOption
 
 from portal.errors import Forbidden, NotFound
 from portal.extensions import login_manager
@@ -34,14 +38,29 @@ def _load_user(session_key: str) -> User | None:
     return user
 
 
-def channel_is_visible(user: User) -> ColumnElement[bool]:
-    """A WHERE clause on Channel: the channels this user may see."""
-    member_of = select(ChannelMembership.channel_id).where(ChannelMembership.user_id == user.id)
+def _visible_to(user_id, side) -> ColumnElement[bool]:
+    member_of = select(ChannelMembership.channel_id).where(ChannelMembership.user_id == user_id)
     return or_(
         Channel.visibility == "joint",
-        Channel.visibility == user.side,
+        Channel.visibility == side,
         and_(Channel.visibility == "private", Channel.id.in_(member_of)),
     )
+
+
+def channel_is_visible(user: User) -> ColumnElement[bool]:
+    """A WHERE clause on Channel: the channels this user may see."""
+    return _visible_to(user.id, user.side)
+
+
+# The same clause with the reader as bound parameters, whose values reader_params() gives: for the
+# statements every page runs, built once, so that a request neither builds them nor computes their
+# cache keys (SQLAlchemy keeps the key of a statement object).
+CHANNEL_IS_VISIBLE_TO_READER = _visible_to(bindparam("reader_id"), bindparam("reader_side"))
+
+
+def reader_params(user: User) -> dict:
+    """The values of CHANNEL_IS_VISIBLE_TO_READER's parameters for this user."""
+    return {"reader_id": user.id, "reader_side": user.side}
 
 
 def visible_channels(user: User) -> Select[tuple[Channel]]:
@@ -73,17 +92,27 @@ def channel_for(session: Session, user: User, slug: str) -> Channel:
     return channel
 
 
-def note_for(session: Session, user: User, note_id: int, *, include_deleted: bool = False) -> Note:
-    """The note, or NotFound. Deleted notes are visible only to admins, who may restore them."""
-    query = (
-        select(Note)
-        .join(Channel, Note.channel_id == Channel.id)
-        .where(Note.id == note_id, channel_is_visible(user))
-    )
-    note = session.scalar(query)
+def note_for(session: Session, user: User, note_id: int, *, include_deleted: bool = False,
+             load: Sequence[ORMOption] = ()) -> Note:
+    """The note, or NotFound. Deleted notes are visible only to admins, who may restore them.
+
+    load: loader options for what the caller will show of the note (its collections, in this query);
+    a module constant, as the statement is built once per set of options.
+    """
+    note = session.scalar(_note_query(tuple(load)), {"note_id": note_id, **reader_params(user)})
     if note is None or (note.is_deleted and not (include_deleted and user.is_admin)):
         raise NotFound("note")
     return note
+
+
+@lru_cache(maxsize=16)
+def _note_query(load: tuple[ORMOption, ...]) -> Select[tuple[Note]]:
+    return (
+        select(Note)
+        .join(Channel, Note.channel_id == Channel.id)
+        .where(Note.id == bindparam("note_id"), CHANNEL_IS_VISIBLE_TO_READER)
+        .options(*load)
+    )
 
 
 def reply_for(session: Session, user: User, reply_id: int) -> Reply:
@@ -95,12 +124,18 @@ def reply_for(session: Session, user: User, reply_id: int) -> Reply:
     return reply
 
 
+# Built once: every note page asks it (session.get builds its statement each time it misses, and most
+# readers are no channel's member).
+_IS_CHANNEL_MODERATOR = select(ChannelMembership.is_moderator).where(
+    ChannelMembership.channel_id == bindparam("channel_id"), ChannelMembership.user_id == bindparam("user_id")
+)
+
+
 def moderates(session: Session, user: User, channel: Channel) -> bool:
     """Site moderators and admins moderate every channel they can see; channel moderators theirs."""
     if user.is_moderator:
         return True
-    membership = session.get(ChannelMembership, (channel.id, user.id))
-    return membership is not None and membership.is_moderator
+    return bool(session.scalar(_IS_CHANNEL_MODERATOR, {"channel_id": channel.id, "user_id": user.id}))
 
 
 def require_writable(channel: Channel) -> None:

@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -344,14 +345,24 @@ class SearchIndex:
             if self._searcher is None:
                 self._searcher = self._ix.searcher()
             elif not self._searcher.up_to_date():
-                toc = self._ix._read_toc()
-                self._searcher = Searcher(
-                    _reader_reusing(self._ix.storage, toc.schema, toc.segments, toc.generation,
-                                    self._searcher.ixreader),
-                    fromindex=self._ix)
+                self._searcher = Searcher(self._refreshed_reader(), fromindex=self._ix)
                 self._arrays.prune({sub.reader().segment().segment_id() for sub, _ in _leaves(self._searcher)
                                     if sub.reader().segment() is not None})
             return self._searcher
+
+    def _refreshed_reader(self, attempts: int = 10):
+        # A writer in another process may delete a merged-away segment between our reading the table
+        # of contents and opening that segment's files (a 500 under load): read it again, as Whoosh's
+        # own FileIndex.reader does.
+        for attempt in range(attempts):
+            toc = self._ix._read_toc()
+            try:
+                return _reader_reusing(self._ix.storage, toc.schema, toc.segments, toc.generation,
+                                       self._searcher.ixreader)
+            except FileNotFoundError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.05)
 
     def keys(self) -> tuple[dict[str, object], set[str]]:
         """Every document key with its stamp, and the keys held more than once, for verify."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -73,9 +73,14 @@ class Status:
         return any(ack.user_id == user.id for ack in self.given)
 
 
+# Built once: every note page asks it, and most notes ask for no acknowledgement (a miss, for which
+# session.get builds its statement each time).
+_REQUEST = select(AcknowledgementRequest).where(AcknowledgementRequest.note_id == bindparam("note_id"))
+
+
 def status(session: Session, note: Note) -> Status | None:
     """The note's acknowledgement status, or None when it asks for none (three queries at most)."""
-    request = session.get(AcknowledgementRequest, note.id)
+    request = session.scalar(_REQUEST, {"note_id": note.id})
     if request is None:
         return None
     given = list(session.scalars(

@@ -15,7 +15,7 @@ import re
 import unicodedata
 from datetime import date
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from portal import auth
@@ -139,27 +139,29 @@ def notify_overdue(session: Session, today: date) -> int:
     return sum(_notify(session, note, {note.author_id: "overdue"}, actor=None) for note in overdue)
 
 
-def _visible(user: User):
-    """The user's notifications whose note they may still see."""
-    return (
-        select(Notification)
-        .join(Note, Notification.note_id == Note.id)
-        .join(Channel, Note.channel_id == Channel.id)
-        .where(Notification.user_id == user.id, Note.deleted_at.is_(None), auth.channel_is_visible(user))
-    )
+# The reader's notifications whose note they may still see (parameters: auth.reader_params). Built
+# once: the header of every page counts the unread ones.
+VISIBLE = (
+    select(Notification)
+    .join(Note, Notification.note_id == Note.id)
+    .join(Channel, Note.channel_id == Channel.id)
+    .where(Notification.user_id == bindparam("reader_id"), Note.deleted_at.is_(None),
+           auth.CHANNEL_IS_VISIBLE_TO_READER)
+)
+UNREAD_COUNT = VISIBLE.where(Notification.read_at.is_(None)).with_only_columns(func.count(Notification.id))
 
 
 def unread_count(session: Session, user: User) -> int:
     """How many unread notifications this user may see: one query, for the header of every page."""
-    query = _visible(user).where(Notification.read_at.is_(None)).with_only_columns(func.count(Notification.id))
-    return session.scalar(query) or 0
+    return session.scalar(UNREAD_COUNT, auth.reader_params(user)) or 0
 
 
 def page(session: Session, user: User, *, number: int = 1, per_page: int = 30) -> tuple[list[Notification], bool]:
     """A page of the user's visible notifications, newest first, and whether more follow."""
     rows = list(session.scalars(
-        _visible(user).options(contains_eager(Notification.note), joinedload(Notification.actor))
-        .order_by(Notification.id.desc()).limit(per_page + 1).offset((max(number, 1) - 1) * per_page)
+        VISIBLE.options(contains_eager(Notification.note), joinedload(Notification.actor))
+        .order_by(Notification.id.desc()).limit(per_page + 1).offset((max(number, 1) - 1) * per_page),
+        auth.reader_params(user),
     ))
     return rows[:per_page], len(rows) > per_page
 
@@ -168,16 +170,16 @@ def before(session: Session, user: User, *, before_id: int | None = None,
            limit: int = 30) -> tuple[list[Notification], bool]:
     """The user's visible notifications, newest first, older than before_id, and whether more follow:
     the API's keyset pages."""
-    query = _visible(user).options(contains_eager(Notification.note), joinedload(Notification.actor))
+    query = VISIBLE.options(contains_eager(Notification.note), joinedload(Notification.actor))
     if before_id is not None:
         query = query.where(Notification.id < before_id)
-    rows = list(session.scalars(query.order_by(Notification.id.desc()).limit(limit + 1)))
+    rows = list(session.scalars(query.order_by(Notification.id.desc()).limit(limit + 1), auth.reader_params(user)))
     return rows[:limit], len(rows) > limit
 
 
 def open_notification(session: Session, user: User, notification_id: int) -> Notification:
     """The user's own visible notification, marked read; NotFound for anyone else's."""
-    notification = session.scalar(_visible(user).where(Notification.id == notification_id))
+    notification = session.scalar(VISIBLE.where(Notification.id == notification_id), auth.reader_params(user))
     if notification is None:
         raise NotFound("notification")
     if notification.read_at is None:

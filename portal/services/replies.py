@@ -1,19 +1,20 @@
 """Threaded replies: to a note or to any reply, to any depth, with history and soft deletion."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.orm import Session
 
 from portal import auth
 from portal.db import MAX_ID, utcnow
 from portal.errors import Forbidden, ValidationError
 from portal.markup import render_markdown
-from portal.models import Note, Reply, ReplyRevision, User
+from portal.models import Note, Organisation, Reply, ReplyRevision, User
 from portal.services import audit, digests, notifications
 
 PATH_WIDTH = 10
@@ -109,20 +110,31 @@ def restore_reply(session: Session, reply: Reply, actor: User) -> None:
 
 @dataclass
 class ThreadItem:
-    reply: Reply
+    reply: Row  # what a page shows of the reply: the columns of SHOWN
     level: int  # depth relative to the thread shown, capped by THREAD_MAX_DEPTH
     continues: bool  # deeper replies exist and are shown on the reply's own page
 
 
+# What a page shows of a reply, as plain rows: a 500-reply thread loads in less than half the time it
+# takes as ORM objects with their authors and organisations (and without the Markdown source).
+SHOWN = (
+    select(Reply.id, Reply.author_id, Reply.body_html, Reply.depth, Reply.revision, Reply.created_at,
+           Reply.deleted_at.is_not(None).label("is_deleted"), User.name.label("author_name"),
+           Organisation.name.label("organisation_name"), Organisation.side.label("side"))
+    .join(User, Reply.author_id == User.id)
+    .join(Organisation, User.organisation_id == Organisation.id)
+)
+
+
 def thread(session: Session, note: Note, *, root: Reply | None = None) -> list[ThreadItem]:
-    """The replies under the note (or under root) in tree order, with deep branches cut off."""
-    query = select(Reply).where(Reply.note_id == note.id).order_by(Reply.path)
+    """The replies under the note (or root and the replies under it) in tree order, with deep branches cut off."""
+    query = SHOWN.where(Reply.note_id == note.id).order_by(Reply.path)
     if root is not None:
-        query = query.where(Reply.path.startswith(root.path, autoescape=True), Reply.id != root.id)
+        query = query.where(Reply.path.startswith(root.path, autoescape=True))
     base = root.depth if root else 0
     cap = current_app.config["THREAD_MAX_DEPTH"]
     items: list[ThreadItem] = []
-    for reply in session.scalars(query):
+    for reply in session.execute(query):
         level = reply.depth - base
         if level > cap:
             if level == cap + 1:
@@ -130,6 +142,14 @@ def thread(session: Session, note: Note, *, root: Reply | None = None) -> list[T
             continue
         items.append(ThreadItem(reply, level, False))
     return items
+
+
+def shown_reply(session: Session, reply_id: int, thread: Sequence[ThreadItem] = ()) -> Row | None:
+    """One reply as a page shows it (the accepted answer): from the thread already loaded, else one query."""
+    for item in thread:
+        if item.reply.id == reply_id:
+            return item.reply
+    return session.execute(SHOWN.where(Reply.id == reply_id)).first()
 
 
 def reply_in_note(session: Session, note: Note, reply_id: int | None) -> Reply | None:

@@ -6,7 +6,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from portal.errors import NotFound
@@ -27,10 +27,14 @@ def start(session: Session, user: User, *, address: str, browser: str, two_facto
     return key
 
 
+# Built once: every request of a signed-in user runs it.
+_BY_HASH = select(UserSession).where(UserSession.id_hash == bindparam("id_hash"))
+
+
 def resume(session: Session, key: str, *, now: datetime) -> User | None:
     """The user of a live session, or None. Ends a timed-out session; refreshes last-seen at most once a
     SESSION_TOUCH_SECONDS. The caller commits (nothing else is pending when a request loads its user)."""
-    row = session.scalar(select(UserSession).where(UserSession.id_hash == _hash(key)))
+    row = session.scalar(_BY_HASH, {"id_hash": _hash(key)})
     if row is None:
         return None
     config = current_app.config

@@ -3,12 +3,13 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy.orm import defer, joinedload
 
 from portal import auth
 from portal.db import get_session
 from portal.errors import NotFound, RateLimited, ValidationError
 from portal.markup import render_markdown
-from portal.models import Reply
+from portal.models import Note, Reply
 from portal.services import acknowledgements, content, notes, replies
 from portal.views import rate_limit, require_sign_in
 from portal.views.channels import form_dict, preview_of
@@ -41,14 +42,23 @@ def reply_links(note) -> dict[str, str]:
     }
 
 
+# What the note page shows of the note, joined to it rather than one lazy load each, and what it does
+# not show (the Markdown). Topics are not joined (SQLite would scan their whole association table):
+# content.note_topics_of reads them.
+PAGE_LOAD = (joinedload(Note.translation), joinedload(Note.citations), joinedload(Note.milestones),
+             defer(Note.body))
+
+
 def _note_page(note, *, reply_errors=None, reply_values=None, status=200):
     db = get_session()
-    accepted = db.get(Reply, note.accepted_reply_id) if note.accepted_reply_id else None
+    thread = replies.thread(db, note)
+    accepted = replies.shown_reply(db, note.accepted_reply_id, thread) if note.accepted_reply_id else None
     may_moderate = auth.moderates(db, current_user, note.channel)
     return render_template(
         "notes/show.html",
         note=note,
-        thread=replies.thread(db, note),
+        topics=content.note_topics_of(db, note.id),
+        thread=thread,
         links=reply_links(note),
         accepted=accepted,
         may_moderate=may_moderate,
@@ -61,7 +71,7 @@ def _note_page(note, *, reply_errors=None, reply_values=None, status=200):
 
 @bp.get("/notes/<id:note_id>")
 def show(note_id: int):
-    return _note_page(_note(note_id, include_deleted=True))
+    return _note_page(_note(note_id, include_deleted=True, load=PAGE_LOAD))
 
 
 @bp.get("/notes/<id:note_id>/replies/<id:reply_id>")
