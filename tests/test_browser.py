@@ -186,7 +186,17 @@ def test_a_reply_to_a_reply_is_nested_in_the_thread(page, browser, server):
     sign_in(other, JP_MEMBER)
     other.goto(note_url)
     # The Japanese official's interface is in Japanese: find the controls by what they do, not their words.
-    other.locator("li.reply", has_text="First answer from the EU side.").locator("a[href$='#respond']").click()
+    answered = other.locator("li.reply", has_text="First answer from the EU side.")
+    answered.locator("a.reply-to").click()
+    # The reply form opens right under that reply, on the same page, ready to type in.
+    expect(answered.locator("#reply-body")).to_be_focused()
+    expect(answered.locator("label[for=reply-body]")).to_contain_text("への返信")
+    assert other.url.split("#")[0] == note_url
+    # Cancelling puts the form back at the end of the thread, answering the note again.
+    other.locator("#respond button[type=button]").click()
+    expect(answered.locator("#reply-body")).to_have_count(0)
+    expect(other.locator("#respond input[name=parent_id]")).to_have_value("")
+    answered.locator("a.reply-to").click()
     other.locator("#reply-body").fill("日本側からの回答です。")
     other.locator("form:has(#reply-body) button[type=submit]").click()
     nested = other.locator("li.reply.level-1", has_text="日本側からの回答です。")
@@ -195,6 +205,21 @@ def test_a_reply_to_a_reply_is_nested_in_the_thread(page, browser, server):
 
     page.reload()
     expect(page.locator("li.reply.level-1", has_text="日本側からの回答です。")).to_be_visible()
+
+
+def test_without_javascript_reply_leads_to_the_sub_thread_form(browser, server):
+    context = browser.new_context(base_url=server, java_script_enabled=False)
+    page = context.new_page()
+    sign_in(page, EU_MEMBER)
+    compose(page, "dsa-idpa-cooperation", "update", "Browser thread without scripts", "Start.")
+    page.locator("#reply-body").fill("A first answer.")
+    page.get_by_role("button", name="Post reply").click()
+    page.locator("li.reply", has_text="A first answer.").locator("a.reply-to").click()
+    assert "/replies/" in page.url
+    page.locator("#reply-body").fill("An answer to the answer.")
+    page.get_by_role("button", name="Post reply").click()
+    expect(page.locator("li.reply.level-1", has_text="An answer to the answer.")).to_be_visible()
+    context.close()
 
 
 @pytest.mark.parametrize("query, title", [

@@ -239,6 +239,19 @@ def test_bad_reply_keeps_the_text(client, world):
     assert response.status_code == 400 and "kept words" in response.get_data(as_text=True)
 
 
+def test_a_bad_reply_to_a_reply_still_answers_that_reply(client, world):
+    """Shown again after a mistake, the form keeps the reply it answers, so the next try is not posted
+    at the top of the thread."""
+    login(client, world.jp_member)
+    note, first = world.notes["joint"], world.replies["joint"]
+    response = client.post(f"/notes/{note.id}/replies", data={"body": "   ", "parent_id": str(first.id)})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    form = page[page.index('id="respond"'):]
+    assert f'name="parent_id" value="{first.id}"' in form
+    assert f"{first.author.name}への返信（Markdown）" in form
+
+
 def test_oversized_body_is_refused_and_nothing_saved(client, world, db):
     login(client, world.eu_member)
     before = db.scalar(select(Note.id).order_by(Note.id.desc()))

@@ -49,7 +49,7 @@ PAGE_LOAD = (joinedload(Note.translation), joinedload(Note.citations), joinedloa
              defer(Note.body))
 
 
-def _note_page(note, *, reply_errors=None, reply_values=None, status=200):
+def _note_page(note, *, reply_errors=None, reply_values=None, reply_parent=None, status=200):
     db = get_session()
     thread = replies.thread(db, note)
     accepted = replies.shown_reply(db, note.accepted_reply_id, thread) if note.accepted_reply_id else None
@@ -66,6 +66,7 @@ def _note_page(note, *, reply_errors=None, reply_values=None, status=200):
         acknowledgement=acknowledgements.status(db, note),
         reply_errors=reply_errors or {},
         reply_values=reply_values or {},
+        reply_parent=reply_parent,
     ), status
 
 
@@ -190,11 +191,13 @@ def reply(note_id: int):
     except RateLimited as limited:
         page, status = _note_page(note, reply_errors={"_": str(limited)}, reply_values=values, status=429)
         return page, status, {"Retry-After": str(limited.retry_after)}
+    parent = None
     try:
         parent = replies.reply_in_note(db, note, request.form.get("parent_id", type=int))
         posted = replies.post_reply(db, note, current_user, values["body"], parent=parent)
     except ValidationError as error:
-        return _note_page(note, reply_errors=error.errors, reply_values=values, status=400)
+        # A reply to a reply keeps its place: shown again, the form still answers that reply.
+        return _note_page(note, reply_errors=error.errors, reply_values=values, reply_parent=parent, status=400)
     db.commit()
     return redirect(url_for("notes.show", note_id=note.id, _anchor=f"reply-{posted.id}"))
 
