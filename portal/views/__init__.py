@@ -1,7 +1,6 @@
 """Blueprints, one per feature, and what every template may use."""
 from __future__ import annotations
 
-
 from flask import Flask, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.routing import BaseConverter, ValidationError

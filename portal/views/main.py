@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-
 from flask import Blueprint, abort, render_template
 from flask_login import current_user
 

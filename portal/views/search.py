@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-
 from flask import Blueprint, render_template, request
 from flask_login import current_user
 
