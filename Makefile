@@ -25,7 +25,7 @@ browser:
 
 # Message catalogues are compiled at install; the .po files are the source.
 %.mo: %.po $(VENV)/.installed
-	$(VENV)/bin/pybabel compile --use-fuzzy -i $< -o $@
+	$(VENV)/bin/pybabel compile -i $< -o $@
 
 # After changing interface strings: extract them and merge them into the catalogues to translate.
 messages: $(VENV)/.installed

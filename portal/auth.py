@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import TypeVar
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select
@@ -22,6 +23,8 @@ from sqlalchemy.orm.interfaces import ORMOption
 from portal.errors import Forbidden, NotFound
 from portal.extensions import login_manager
 from portal.models import Channel, ChannelMembership, Note, Organisation, Reply, User
+
+T = TypeVar("T")
 
 
 @login_manager.user_loader
@@ -115,6 +118,15 @@ def _note_query(load: tuple[ORMOption, ...]) -> Select[tuple[Note]]:
     )
 
 
+def own(session: Session, user: User, model: type[T], ident: int, noun: str) -> T:
+    """A row of `model` (a token, a subscription, a session) belonging to this user, or NotFound:
+    another user's looks the same as none."""
+    row = session.get(model, ident)
+    if row is None or row.user_id != user.id:
+        raise NotFound(noun)
+    return row
+
+
 def reply_for(session: Session, user: User, reply_id: int) -> Reply:
     """A live reply in a live note that this user may see, or NotFound."""
     reply = session.get(Reply, reply_id)
@@ -185,6 +197,11 @@ def require_translator(session: Session, user: User, note: Note) -> None:
     require_writable(note.channel)
     if not may_translate(session, user, note):
         raise Forbidden(_l("Only the author, a colleague of the author or a moderator may translate this note."))
+
+
+def may_acknowledge(user: User, note: Note, side: str) -> bool:
+    """Whether to offer this reader the Acknowledge button: what require_acknowledger would allow."""
+    return user.side == side and not note.channel.is_archived and not note.is_deleted
 
 
 def require_acknowledger(user: User, note: Note, side: str) -> None:

@@ -12,6 +12,9 @@ from flask.cli import AppGroup, with_appcontext
 
 from portal import db
 from portal.errors import DomainError
+from portal.i18n import LANGUAGES
+from portal.models.digests import FREQUENCIES
+from portal.models.tokens import SCOPES
 from portal.services import accounts, channels, content, demo, importer
 from portal.services import backup, digests, export, subscriptions, tokens
 from portal.services import notifications as notifications_service
@@ -27,9 +30,8 @@ notifications_cli = AppGroup("notifications", help="In-app notifications.")
 
 def register(app: Flask) -> None:
     for command in (init, demo_command, orgs_cli, users_cli, channels_cli, notes_cli, search_cli,
-                    subscriptions_cli, digests_cli, tokens_cli):
+                    subscriptions_cli, digests_cli, tokens_cli, notifications_cli):
         app.cli.add_command(command)
-    app.cli.add_command(notifications_cli)
     register_operations(app)
 
 
@@ -92,7 +94,7 @@ def _link(session, user) -> str:
 @click.option("--org", "org_slug", required=True, help="Organisation slug.")
 @click.option("--role", default="member", type=click.Choice(["member", "moderator", "admin"]))
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-@click.option("--lang", type=click.Choice(["en", "ja"]),
+@click.option("--lang", type=click.Choice(LANGUAGES),
               help="Language of a new account and its invitation; by default its side's (ja for jp).")
 def users_create(email: str, name: str, org_slug: str, role: str, password_stdin: bool, lang: str | None) -> None:
     """Create an account; without --password-stdin, print an invitation link."""
@@ -116,7 +118,7 @@ def users_create(email: str, name: str, org_slug: str, role: str, password_stdin
 @click.option("--org", "org_slug", help="Organisation slug, for a new account.")
 @click.option("--role", default="member", type=click.Choice(["member", "moderator", "admin"]))
 @click.option("--send/--no-send", default=True, help="Also e-mail the link.")
-@click.option("--lang", type=click.Choice(["en", "ja"]),
+@click.option("--lang", type=click.Choice(LANGUAGES),
               help="Language of a new account and its invitation; by default its side's (ja for jp).")
 def users_invite(email: str, name: str | None, org_slug: str | None, role: str, send: bool,
                  lang: str | None) -> None:
@@ -280,8 +282,8 @@ tokens_cli = AppGroup("tokens", help="Personal API tokens.")
 
 @tokens_cli.command("create")
 @click.argument("email")
-@click.option("--scope", required=True, type=click.Choice(["read", "write"]))
-@click.option("--expires", "days", default=90, show_default=True, type=int, help="Days until it expires.")
+@click.option("--scope", required=True, type=click.Choice(SCOPES))
+@click.option("--expires", "days", default=tokens.DEFAULT_DAYS, show_default=True, type=int, help="Days until it expires.")
 @click.option("--name", default="", help="What the token is for.")
 def tokens_create(email: str, scope: str, days: int, name: str) -> None:
     """Issue a token for a user; it is printed once, as the last word of the output."""
@@ -341,7 +343,7 @@ def _target_options(command):
 @subscriptions_cli.command("add")
 @click.argument("email")
 @_target_options
-@click.option("--frequency", required=True, type=click.Choice(["immediate", "daily", "weekly", "in-app"]))
+@click.option("--frequency", required=True, type=click.Choice(FREQUENCIES))
 def subscriptions_add(email: str, topic: str | None, channel: str | None, note_id: int | None,
                       frequency: str) -> None:
     """Subscribe a user to a topic, a channel or a note (with none of them: everything they may read)."""
@@ -384,7 +386,7 @@ def subscriptions_remove(email: str, topic: str | None, channel: str | None, not
 
 
 @digests_cli.command("send")
-@click.option("--frequency", required=True, type=click.Choice(["immediate", "daily", "weekly"]))
+@click.option("--frequency", required=True, type=click.Choice(digests.SENT_FREQUENCIES))
 @click.option("--at", "at_text", help="Send as if it were this UTC time (ISO 8601); default: now.")
 @click.option("--dry-run", is_flag=True, help="Compose every digest and report; send and record nothing.")
 def digests_send(frequency: str, at_text: str | None, dry_run: bool) -> None:

@@ -51,6 +51,11 @@ class RateLimited(DomainError):
         self.retry_after = retry_after
         super().__init__(message)
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """What a 429 response carries: when to try again."""
+        return {"Retry-After": str(self.retry_after)}
+
 
 def register(app: Flask) -> None:
     @app.errorhandler(DomainError)
@@ -62,7 +67,7 @@ def register(app: Flask) -> None:
     @app.errorhandler(RateLimited)
     def rate_limited(error: RateLimited):
         body, status = _page(error.status, str(error))
-        return body, status, {"Retry-After": str(error.retry_after)}
+        return body, status, error.headers
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):

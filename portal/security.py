@@ -1,6 +1,7 @@
 """Response headers that every page carries."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 
@@ -8,6 +9,12 @@ from flask import Flask, Response, request
 from flask_babel import lazy_gettext as _l
 
 from portal.errors import NotFound, ValidationError
+
+def token_hash(token: str) -> str:
+    """How a random secret (session id, API or feed token, invitation nonce, recovery code) is stored.
+    They are long and random, so a fast hash is enough: unlike a password there is nothing to guess."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
 
 # Invitation, feed and unsubscribe links carry a bearer token in their path; access logs must not keep it.
 SECRET_PATHS = re.compile(r"(/invitations/|/feeds/|/unsubscribe/)[^\s?\"/]+")

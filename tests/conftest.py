@@ -18,7 +18,7 @@ from flask import g, has_app_context
 from flask.testing import FlaskClient
 from hypothesis import settings
 from jinja2 import BytecodeCache
-from sqlalchemy import URL, make_url, select, text
+from sqlalchemy import URL, event, make_url, select, text
 
 from portal import create_app, i18n
 from portal.db import Base, engine, get_session, make_engine
@@ -94,7 +94,7 @@ class Template:
     @property
     def url(self) -> str:
         if os.environ.get("PORTAL_TEST_DATABASE_URL"):
-            return postgres_databases()[0].set(database=self.database).render_as_string(hide_password=False)
+            return postgres_maintenance_url().set(database=self.database).render_as_string(hide_password=False)
         return f"sqlite:///{self.directory / 'portal.sqlite3'}"
 
     def app(self, **overrides):
@@ -109,7 +109,7 @@ def bare_template(tmp_path_factory) -> Template:
     """The schema and content/ loaded (and indexed through the outbox), nothing else."""
     template = Template(tmp_path_factory.mktemp("bare"), f"{postgres_test_database()}_template")
     if os.environ.get("PORTAL_TEST_DATABASE_URL"):
-        _recreate_database(postgres_databases()[0], template.database)
+        _recreate_database(postgres_maintenance_url(), template.database)
     app = template.app()
     with app.app_context():
         Base.metadata.create_all(engine())
@@ -148,10 +148,9 @@ def postgres_test_database() -> str:
     return make_url(url).database if url else "portal_test"
 
 
-def postgres_databases() -> tuple[URL, str]:
-    """The server's maintenance database and the test database."""
-    url = make_url(os.environ["PORTAL_TEST_DATABASE_URL"])
-    return url.set(database="postgres"), url.database
+def postgres_maintenance_url() -> URL:
+    """The PostgreSQL server's maintenance database, from which test databases are made."""
+    return make_url(os.environ["PORTAL_TEST_DATABASE_URL"]).set(database="postgres")
 
 
 def _recreate_database(maintenance: URL, name: str, template: str | None = None) -> None:
@@ -170,7 +169,7 @@ def copy_template(template: Template, directory: Path, database: str) -> None:
     """The template's database into `directory/portal.sqlite3` (or the PostgreSQL database `database`)
     and its search index into `directory/search`."""
     if os.environ.get("PORTAL_TEST_DATABASE_URL"):
-        _recreate_database(postgres_databases()[0], database, template.database)
+        _recreate_database(postgres_maintenance_url(), database, template.database)
     else:
         shutil.copyfile(template.directory / "portal.sqlite3", directory / "portal.sqlite3")
     shutil.copytree(template.directory / "search", directory / "search")
@@ -209,6 +208,25 @@ def db(app):
 def today_for(user) -> date:
     """The date on this official's calendar, from which the pages count days left."""
     return datetime.now(ZoneInfo(i18n.zone_of(user))).date()
+
+
+def signed_in_client(app, user) -> FlaskClient:
+    """A new browser, signed in as this official."""
+    client = app.test_client()
+    login(client, user)
+    return client
+
+
+def statements_to_get(client, path: str) -> int:
+    """How many SQL statements one page costs (it must answer 200)."""
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine(), "before_cursor_execute", listener)
+    try:
+        assert client.get(path).status_code == 200
+    finally:
+        event.remove(engine(), "before_cursor_execute", listener)
+    return len(statements)
 
 
 def login(client, user_or_email, password: str = PASSWORD):

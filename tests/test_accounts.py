@@ -240,7 +240,7 @@ def _mail_to(app, address: str) -> list[email.message.EmailMessage]:
     return [message for message in found if message["To"] == address]
 
 
-def _invite(client, world, address: str, org, **form) -> str:
+def _invite(client, address: str, org, **form) -> str:
     response = client.post("/admin/users", data={"email": address, "name": address.split("@")[0].title(),
                                                   "organisation_id": str(org.id), "role": "member", **form})
     assert response.status_code == 200, response.get_data(as_text=True)
@@ -252,14 +252,14 @@ def test_the_invitation_is_in_the_invitees_language_not_the_admins(client, world
     login(client, world.eu_admin)  # reads English
     form = client.get("/admin/users").get_data(as_text=True)
     assert re.search(r'<option value="">By the organisation(&#39;|\')s side', form)
-    to_japan = _invite(client, world, "hana@jftc.example.jp", jp_org)  # the side's language: Japanese
-    to_japan_in_english = _invite(client, world, "sam@jftc.example.jp", jp_org, lang="en")
+    to_japan = _invite(client, "hana@jftc.example.jp", jp_org)  # the side's language: Japanese
+    to_japan_in_english = _invite(client, "sam@jftc.example.jp", jp_org, lang="en")
     bad = client.post("/admin/users", data={"email": "x@jftc.example.jp", "name": "X", "role": "member",
                                             "organisation_id": str(jp_org.id), "lang": "fr"})
     assert bad.status_code == 400 and "Choose English or Japanese." in bad.get_data(as_text=True)
     client.post("/logout")
     login(client, world.jp_admin)  # reads Japanese
-    _invite(client, world, "lea@ec.example.eu", eu_org)  # the side's language: English
+    _invite(client, "lea@ec.example.eu", eu_org)  # the side's language: English
     assert client.post(f"/admin/users/{accounts.user_by_email(db, 'lea@ec.example.eu').id}/invite").status_code == 302
 
     [japanese] = _mail_to(app, "hana@jftc.example.jp")

@@ -3,18 +3,11 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
-from portal.db import engine
 from portal.models import Acknowledgement, AcknowledgementRequest, Note
 from portal.services import accounts, acknowledgements, channels
-from tests.conftest import PASSWORD, login
-
-
-def _client(app, user):
-    client = app.test_client()
-    login(client, user)
-    return client
+from tests.conftest import PASSWORD, signed_in_client, statements_to_get
 
 
 def _ask(db, note, actor):
@@ -29,29 +22,29 @@ def _acks(db, note):
 
 def test_the_author_or_a_moderator_may_ask(app, db, world):
     note = world.notes["joint"]  # by eva (EU)
-    assert _client(app, world.outsider).post(f"/notes/{note.id}/acknowledgement-request").status_code == 403
-    assert _client(app, world.jp_member).post(f"/notes/{note.id}/acknowledgement-request").status_code == 403
+    assert signed_in_client(app, world.outsider).post(f"/notes/{note.id}/acknowledgement-request").status_code == 403
+    assert signed_in_client(app, world.jp_member).post(f"/notes/{note.id}/acknowledgement-request").status_code == 403
     assert db.get(AcknowledgementRequest, note.id) is None
-    assert _client(app, world.eu_moderator).post(f"/notes/{note.id}/acknowledgement-request").status_code == 302
+    assert signed_in_client(app, world.eu_moderator).post(f"/notes/{note.id}/acknowledgement-request").status_code == 302
     db.expire_all()
     request = db.get(AcknowledgementRequest, note.id)
     assert request.side == "jp" and request.requested_by_id == world.eu_moderator.id
     # Asking again changes nothing.
-    assert _client(app, world.eu_member).post(f"/notes/{note.id}/acknowledgement-request").status_code == 302
+    assert signed_in_client(app, world.eu_member).post(f"/notes/{note.id}/acknowledgement-request").status_code == 302
     db.expire_all()
     assert db.get(AcknowledgementRequest, note.id).requested_by_id == world.eu_moderator.id
 
 
 def test_nobody_to_ask_in_a_one_sided_channel(app, db, world):
     note = world.notes["eu"]
-    client = _client(app, world.eu_member)
+    client = signed_in_client(app, world.eu_member)
     response = client.post(f"/notes/{note.id}/acknowledgement-request", follow_redirects=True)
     assert "Nobody on the JP side can see this channel." in response.get_data(as_text=True)
     assert db.get(AcknowledgementRequest, note.id) is None
 
 
 def test_asked_when_posting(app, db, world):
-    client = _client(app, world.jp_member)
+    client = signed_in_client(app, world.jp_member)
     form = {"title": "Please confirm receipt", "body": "Our guidelines.", "lang": "en", "marking": "limited",
             "request_acknowledgement": "1"}
     response = client.post(f"/channels/{world.joint.slug}/new/update", data=form)
@@ -71,11 +64,11 @@ def test_who_may_acknowledge(app, db, world):
     _ask(db, note, world.eu_member)
     url = f"/notes/{note.id}/acknowledge"
     # The author's side cannot acknowledge for the other side: not the author, not a moderator.
-    assert _client(app, world.eu_member).post(url).status_code == 403
-    assert _client(app, world.eu_admin).post(url).status_code == 403
+    assert signed_in_client(app, world.eu_member).post(url).status_code == 403
+    assert signed_in_client(app, world.eu_admin).post(url).status_code == 403
     assert _acks(db, note) == []
     # One click by a reader of the side asked; a second click changes nothing.
-    kenji = _client(app, world.jp_member)
+    kenji = signed_in_client(app, world.jp_member)
     assert kenji.post(url).status_code == 302
     first = db.get(Acknowledgement, (note.id, world.jp_member.id)).created_at
     assert kenji.post(url).status_code == 302
@@ -86,15 +79,15 @@ def test_who_may_acknowledge(app, db, world):
 def test_a_reader_who_cannot_see_the_note_gets_404(app, db, world):
     note = world.notes["private"]  # by kenji (JP); eva (EU) is a member, so the EU side is asked
     _ask(db, note, world.jp_member)
-    assert _client(app, world.outsider).post(f"/notes/{note.id}/acknowledge").status_code == 404
-    assert _client(app, world.jp_admin).post(f"/notes/{note.id}/acknowledge").status_code == 404
-    assert _client(app, world.eu_member).post(f"/notes/{note.id}/acknowledge").status_code == 302
+    assert signed_in_client(app, world.outsider).post(f"/notes/{note.id}/acknowledge").status_code == 404
+    assert signed_in_client(app, world.jp_admin).post(f"/notes/{note.id}/acknowledge").status_code == 404
+    assert signed_in_client(app, world.eu_member).post(f"/notes/{note.id}/acknowledge").status_code == 302
     assert _acks(db, note) == [world.eu_member.id]
 
 
 def test_nothing_to_acknowledge_without_a_request(app, db, world):
     note = world.notes["joint"]
-    response = _client(app, world.jp_member).post(f"/notes/{note.id}/acknowledge", follow_redirects=True)
+    response = signed_in_client(app, world.jp_member).post(f"/notes/{note.id}/acknowledge", follow_redirects=True)
     assert "この投稿は確認を求めていません。" in response.get_data(as_text=True)  # in the reader's language
     assert _acks(db, note) == []
 
@@ -108,8 +101,8 @@ def test_the_note_shows_who_acknowledged_and_which_organisations_have_not(app, d
     leaver.is_active = False
     note = world.notes["joint"]
     _ask(db, note, world.eu_member)
-    assert empty and _client(app, world.jp_member).post(f"/notes/{note.id}/acknowledge").status_code == 302
-    page = _client(app, world.eu_member).get(f"/notes/{note.id}").get_data(as_text=True)
+    assert empty and signed_in_client(app, world.jp_member).post(f"/notes/{note.id}/acknowledge").status_code == 302
+    page = signed_in_client(app, world.eu_member).get(f"/notes/{note.id}").get_data(as_text=True)
     section = page[page.index('id="acknowledgement"'):page.index('aria-label="Replies"')]
     assert "Acknowledgement requested from the JP side" in section
     assert re.search(r"<li>Kenji \(Japan Fair Trade Commission\) · <time datetime=\"[0-9T:.-]+Z\">", section)
@@ -117,9 +110,9 @@ def test_the_note_shows_who_acknowledged_and_which_organisations_have_not(app, d
     assert "Not yet acknowledged by: Ministry of Internal Affairs</p>" in section
     # The author's side sees no button; the side asked does, until it has acknowledged.
     assert "<button type=\"submit\">Acknowledge</button>" not in section
-    yui = _client(app, "yui@mic.example.jp")
+    yui = signed_in_client(app, "yui@mic.example.jp")
     assert "<button type=\"submit\">Acknowledge</button>" in yui.get(f"/notes/{note.id}").get_data(as_text=True)
-    page = _client(app, world.jp_member).get(f"/notes/{note.id}").get_data(as_text=True)
+    page = signed_in_client(app, world.jp_member).get(f"/notes/{note.id}").get_data(as_text=True)
     section = page[page.index('id="acknowledgement"'):page.index('<section class="thread"')]
     assert f'action="/notes/{note.id}/acknowledge"' not in section and '<p class="meta">' in section
 
@@ -136,28 +129,19 @@ def test_in_a_private_channel_only_organisations_with_members_are_awaited(app, d
 def test_the_note_page_loads_acknowledgements_in_a_fixed_number_of_queries(app, db, world):
     note = world.notes["joint"]
     _ask(db, note, world.eu_member)
-    viewer = _client(app, world.eu_member)
+    viewer = signed_in_client(app, world.eu_member)
 
-    def count_queries() -> int:
-        statements = []
-        listener = lambda *args: statements.append(args[2])  # noqa: E731
-        event.listen(engine(), "before_cursor_execute", listener)
-        try:
-            assert viewer.get(f"/notes/{note.id}").status_code == 200
-        finally:
-            event.remove(engine(), "before_cursor_execute", listener)
-        return len(statements)
 
     acknowledgements.acknowledge(db, note, world.jp_member)
     db.commit()
-    one = count_queries()
+    one = statements_to_get(viewer, f"/notes/{note.id}")
     for n in range(5):
         org = accounts.create_organisation(db, slug=f"jp-org-{n}", name=f"JP organisation {n}", side="jp")
         reader = accounts.create_user(db, email=f"r{n}@org{n}.example.jp", name=f"Reader {n}", organisation=org,
                                       password=PASSWORD)
         acknowledgements.acknowledge(db, note, reader)
     db.commit()
-    assert count_queries() == one
+    assert statements_to_get(viewer, f"/notes/{note.id}") == one
 
 
 def test_dashboard_lists_what_awaits_my_organisation(app, db, world):
@@ -165,21 +149,21 @@ def test_dashboard_lists_what_awaits_my_organisation(app, db, world):
     hidden = world.notes["private"]  # asks the EU side, but jp_admin/outsider cannot see it
     _ask(db, note, world.eu_member)
     _ask(db, hidden, world.jp_member)
-    kenji = _client(app, world.jp_member)
+    kenji = signed_in_client(app, world.jp_member)
 
     def awaiting(client) -> str:
         page = client.get("/").get_data(as_text=True)
         return page[page.index('id="to-acknowledge"'):page.index('id="milestones"')]
 
     assert note.title in awaiting(kenji)
-    assert note.title not in awaiting(_client(app, world.eu_member))  # the asking side
-    outsider = awaiting(_client(app, world.outsider))
+    assert note.title not in awaiting(signed_in_client(app, world.eu_member))  # the asking side
+    outsider = awaiting(signed_in_client(app, world.outsider))
     assert hidden.title not in outsider and note.title not in outsider
-    assert hidden.title in awaiting(_client(app, world.eu_member))
+    assert hidden.title in awaiting(signed_in_client(app, world.eu_member))
     kenji.post(f"/notes/{note.id}/acknowledge")
     assert note.title not in awaiting(kenji)
     # A colleague of the same organisation: done for the organisation.
-    assert note.title not in awaiting(_client(app, world.jp_admin))
+    assert note.title not in awaiting(signed_in_client(app, world.jp_admin))
 
 
 def test_removed_member_cannot_acknowledge(app, db, world):
@@ -187,5 +171,5 @@ def test_removed_member_cannot_acknowledge(app, db, world):
     _ask(db, note, world.jp_member)
     channels.remove_member(db, world.private, world.eu_member, actor=world.eu_admin)
     db.commit()
-    assert _client(app, world.eu_member).post(f"/notes/{note.id}/acknowledge").status_code == 404
+    assert signed_in_client(app, world.eu_member).post(f"/notes/{note.id}/acknowledge").status_code == 404
     assert acknowledgements.status(db, note).awaited == []

@@ -14,6 +14,7 @@ from schemathesis.specs.openapi.checks import (
 
 from portal.db import get_session
 from portal.services import accounts, channels, notes, replies, tokens
+from tests.conftest import PASSWORD
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # Derandomized and modest: about a minute for every operation, valid and invalid input.
@@ -26,7 +27,7 @@ def a_small_world(app) -> str:
         db = get_session()
         org = accounts.create_organisation(db, slug="dg-cnect", name="DG CNECT", side="eu")
         user = accounts.create_user(db, email="eva@ec.example.eu", name="Eva", organisation=org,
-                                    password="a long test passphrase 1")
+                                    password=PASSWORD)
         channel = channels.create_channel(db, {"slug": "a", "name_en": "A", "visibility": "joint"}, actor=None)
         note = notes.post_note(db, channel, user, "update", {"title": "Platform audit", "body": "Audit text"})
         replies.post_reply(db, note, user, "A reply")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from portal.services.demo import DEMO_PASSWORD
+from tests.smtp import free_port
 
 CHROMIUM = Path(os.environ.get("PORTAL_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -25,7 +25,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
 # An EU member of the joint channels and a Japanese member: neither needs a second factor.
 EU_MEMBER = "sophie.laurent@ec.example.eu"
 JP_MEMBER = "yui.suzuki@mic.example.jp"
-# Where the page tests leave screenshots of what they saw; `make screenshots` points it at the README's.
+# Where the page tests leave screenshots of what they saw; PORTAL_SCREENSHOTS=tests/screenshots refreshes the README's.
 SCREENSHOTS = os.environ.get("PORTAL_SCREENSHOTS")
 
 try:
@@ -55,11 +55,6 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
@@ -73,7 +68,7 @@ def server(tmp_path_factory):
     flask = [sys.executable, "-m", "flask", "--app", "portal"]
     for command in (["init"], ["demo"]):
         subprocess.run(flask + command, env=env, check=True, capture_output=True)
-    port = _free_port()
+    port = free_port()
     log = (instance / "server.log").open("wb")
     process = subprocess.Popen(flask + ["run", "--host", "127.0.0.1", "--port", str(port), "--no-reload"],
                                env=env, stdout=log, stderr=subprocess.STDOUT)

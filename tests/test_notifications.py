@@ -5,19 +5,12 @@ import re
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
-from portal.db import engine
 from portal.markup import render_markdown
 from portal.models import Notification
 from portal.services import accounts, acknowledgements, channels, notes, notifications, replies
-from tests.conftest import PASSWORD, login
-
-
-def _client(app, user):
-    client = app.test_client()
-    login(client, user)
-    return client
+from tests.conftest import PASSWORD, signed_in_client, statements_to_get
 
 
 def _received(db, note=None) -> set[tuple[int, str]]:
@@ -167,7 +160,7 @@ def test_unread_count_in_the_header_and_opening_one(app, db, world):
     reply = replies.post_reply(db, note, world.jp_member, "Reply one")
     replies.post_reply(db, note, world.jp_member, "Reply two")
     db.commit()
-    eva = _client(app, world.eu_member)
+    eva = signed_in_client(app, world.eu_member)
     for path in ("/", "/channels", f"/notes/{note.id}", "/search?q=x"):
         page = eva.get(path).get_data(as_text=True)
         assert re.search(r'Notifications <span class="count">2<span class="visually-hidden"> unread', page), path
@@ -187,7 +180,7 @@ def test_someone_elses_notification_is_404(app, db, world):
     replies.post_reply(db, world.notes["joint"], world.jp_member, "For eva")
     db.commit()
     mine = db.scalar(select(Notification.id))
-    response = _client(app, world.outsider).post(f"/notifications/{mine}")
+    response = signed_in_client(app, world.outsider).post(f"/notifications/{mine}")
     assert response.status_code == 404
     assert db.get(Notification, mine).read_at is None
 
@@ -200,7 +193,7 @@ def test_removed_from_the_channel_no_longer_sees_its_notifications(app, db, worl
     assert notification is not None
     channels.remove_member(db, world.private, world.eu_member, actor=world.eu_admin)
     db.commit()
-    eva = _client(app, world.eu_member)
+    eva = signed_in_client(app, world.eu_member)
     assert 'class="count"' not in eva.get("/").get_data(as_text=True)
     listing = eva.get("/notifications").get_data(as_text=True)
     assert note.title not in listing and "No notifications." in listing
@@ -216,7 +209,7 @@ def test_a_deleted_note_hides_its_notifications(app, db, world):
     replies.post_reply(db, note, world.jp_member, "Reply")
     notes.delete_note(db, note, world.eu_moderator)
     db.commit()
-    assert "No notifications." in _client(app, world.eu_member).get("/notifications").get_data(as_text=True)
+    assert "No notifications." in signed_in_client(app, world.eu_member).get("/notifications").get_data(as_text=True)
 
 
 def test_notifications_page_is_paginated(app, db, world):
@@ -225,7 +218,7 @@ def test_notifications_page_is_paginated(app, db, world):
     for n in range(5):
         replies.post_reply(db, note, world.jp_member, f"Reply number {n}")
     db.commit()
-    eva = _client(app, world.eu_member)
+    eva = signed_in_client(app, world.eu_member)
     first = eva.get("/notifications").get_data(as_text=True)
     second = eva.get("/notifications?page=2").get_data(as_text=True)
     ids = [re.findall(r'action="/notifications/(\d+)"', page) for page in (first, second)]
@@ -237,22 +230,13 @@ def test_notifications_page_is_paginated(app, db, world):
 
 def test_the_notifications_page_queries_do_not_grow_with_its_rows(app, db, world):
     note = world.notes["joint"]
-    eva = _client(app, world.eu_member)
+    eva = signed_in_client(app, world.eu_member)
 
-    def count_queries() -> int:
-        statements = []
-        listener = lambda *args: statements.append(args[2])  # noqa: E731
-        event.listen(engine(), "before_cursor_execute", listener)
-        try:
-            assert eva.get("/notifications").status_code == 200
-        finally:
-            event.remove(engine(), "before_cursor_execute", listener)
-        return len(statements)
 
     replies.post_reply(db, note, world.jp_member, "One")
     db.commit()
-    one = count_queries()
+    one = statements_to_get(eva, "/notifications")
     for author in (world.jp_admin, world.eu_moderator, world.outsider, world.jp_member):
         replies.post_reply(db, note, author, "More")
     db.commit()
-    assert count_queries() == one
+    assert statements_to_get(eva, "/notifications") == one

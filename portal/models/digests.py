@@ -14,7 +14,6 @@ from portal.models.notes import Note
 
 TARGETS = ("all", "topic", "channel", "note")
 FREQUENCIES = ("immediate", "daily", "weekly", "in-app")
-EVENT_KINDS = ("note", "reply", "case_status", "answered", "declined")
 
 
 class Subscription(Base):
@@ -71,7 +70,7 @@ class DigestDelivery(Base):
     period_key: Mapped[str] = mapped_column(String(64))
     period_start: Mapped[datetime]
     period_end: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, sent, empty
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, sent, empty, superseded
     item_count: Mapped[int] = mapped_column(default=0)
     error: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -95,6 +95,11 @@ class Note(Base):
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
 
+    @property
+    def is_sensitive(self) -> bool:
+        """Shown only inside the portal: e-mails and feeds say only that such a note exists."""
+        return self.marking == "sensitive"
+
     def question_status(self, today: date) -> str | None:
         """open / answered / declined, or overdue: open past its answer-by date."""
         if self.kind != "question":

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import re
 import secrets
 from datetime import timedelta
@@ -22,6 +21,7 @@ from portal.errors import NotFound, SignInRefused, ValidationError
 from portal.i18n import LANGUAGES, time_zones
 from portal.models import Invitation, Organisation, SignInFailure, User, UserSession
 from portal.models.accounts import ROLES, SIDES
+from portal.security import token_hash
 from portal.services import audit, subscriptions
 
 MIN_PASSWORD_LENGTH = 12
@@ -161,10 +161,6 @@ def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="invitation")
 
 
-def _nonce_hash(nonce: str) -> str:
-    return hashlib.sha256(nonce.encode()).hexdigest()
-
-
 def invite(session: Session, user: User, *, actor: User | None) -> str:
     """Issue a signed, single-use invitation link for a pending account; earlier links stop working."""
     if user.password_hash is not None:
@@ -178,7 +174,7 @@ def invite(session: Session, user: User, *, actor: User | None) -> str:
     invitation = Invitation(
         user=user,
         invited_by=actor,
-        nonce_hash=_nonce_hash(nonce),
+        nonce_hash=token_hash(nonce),
         expires_at=utcnow() + timedelta(days=days),
     )
     session.add(invitation)
@@ -199,7 +195,7 @@ def invitation_for(session: Session, token: str) -> Invitation:
         raise ValidationError(_l("This invitation link is not valid. Check that it was copied whole.")) from None
     invitation = session.get(Invitation, payload.get("i")) if isinstance(payload, dict) else None
     if invitation is None or not secrets.compare_digest(
-        invitation.nonce_hash, _nonce_hash(str(payload.get("n", "")))
+        invitation.nonce_hash, token_hash(str(payload.get("n", "")))
     ):
         raise ValidationError(_l("This invitation link is not valid. Check that it was copied whole."))
     if invitation.accepted_at is not None:

@@ -35,6 +35,7 @@ from portal.models import (
     User,
     note_topics,
 )
+from portal.models.accounts import SIDES
 from portal.services import audit, subscriptions
 
 SENT_FREQUENCIES = ("immediate", "daily", "weekly")
@@ -118,7 +119,7 @@ class Item:
 
     @property
     def is_sensitive(self) -> bool:
-        return self.note.marking == "sensitive"
+        return self.note.is_sensitive
 
     def headline(self, *, inside_portal: bool = False) -> str:
         """One line for this item in the current language; outside the portal a sensitive note shows
@@ -408,7 +409,7 @@ def send_digests(session: Session, *, frequency: str, at: datetime, dry_run: boo
     since = {user_id: _since(frequency, until, earliest, subs, last_end.get(user_id))
              for user_id, subs in by_reader.items()}
     activity = Activity(session, min(since.values()), until,
-                        sides=("eu", "jp") if frequency != "immediate" else ())
+                        sides=SIDES if frequency != "immediate" else ())
     with mail.transport() as transport:
         for number, (user_id, subs) in enumerate(by_reader.items(), 1):
             reader = readers.get(user_id)
@@ -534,9 +535,9 @@ def note_entries(rows: Iterable[Note]) -> list[FeedEntry]:
     """Feed entries for notes (a channel's or a topic's feed), in the current language."""
     entries = []
     for note in rows:
-        sensitive = note.marking == "sensitive"
-        title = sensitive_headline(note.channel) if sensitive else note.title
-        entries.append(FeedEntry(f"note-{note.id}", note, title, note.updated_at, None if sensitive else note.body_html))
+        title = sensitive_headline(note.channel) if note.is_sensitive else note.title
+        entries.append(FeedEntry(f"note-{note.id}", note, title, note.updated_at,
+                                 None if note.is_sensitive else note.body_html))
     return entries
 
 

@@ -149,6 +149,7 @@ VISIBLE = (
            auth.CHANNEL_IS_VISIBLE_TO_READER)
 )
 UNREAD_COUNT = VISIBLE.where(Notification.read_at.is_(None)).with_only_columns(func.count(Notification.id))
+LISTED = VISIBLE.options(contains_eager(Notification.note), joinedload(Notification.actor))  # with what lists show
 
 
 def unread_count(session: Session, user: User) -> int:
@@ -159,8 +160,7 @@ def unread_count(session: Session, user: User) -> int:
 def page(session: Session, user: User, *, number: int = 1, per_page: int = 30) -> tuple[list[Notification], bool]:
     """A page of the user's visible notifications, newest first, and whether more follow."""
     rows = list(session.scalars(
-        VISIBLE.options(contains_eager(Notification.note), joinedload(Notification.actor))
-        .order_by(Notification.id.desc()).limit(per_page + 1).offset((max(number, 1) - 1) * per_page),
+        LISTED.order_by(Notification.id.desc()).limit(per_page + 1).offset((max(number, 1) - 1) * per_page),
         auth.reader_params(user),
     ))
     return rows[:per_page], len(rows) > per_page
@@ -170,7 +170,7 @@ def before(session: Session, user: User, *, before_id: int | None = None,
            limit: int = 30) -> tuple[list[Notification], bool]:
     """The user's visible notifications, newest first, older than before_id, and whether more follow:
     the API's keyset pages."""
-    query = VISIBLE.options(contains_eager(Notification.note), joinedload(Notification.actor))
+    query = LISTED
     if before_id is not None:
         query = query.where(Notification.id < before_id)
     rows = list(session.scalars(query.order_by(Notification.id.desc()).limit(limit + 1), auth.reader_params(user)))

@@ -43,7 +43,8 @@ def _increment(session: Session, key: str, window_start: datetime, expires_at: d
 
 def hit(session: Session, action: str, *, user_key: str | None, address: str | None, now: datetime) -> None:
     """Count one attempt at this action by this user and from this address; RateLimited when either is
-    over its limit. The caller commits at once, whatever the action's outcome."""
+    over its limit. The caller commits: at once when every attempt counts, or with the action when
+    only attempts that were carried out count (a form refused as invalid does not)."""
     session.execute(delete(RateLimitCounter).where(RateLimitCounter.expires_at <= now))
     retry_after = 0
     for scope, value in (("user", user_key), ("address", address)):

@@ -2,7 +2,6 @@
 and the per-user Atom feed token."""
 from __future__ import annotations
 
-import hashlib
 import secrets
 
 from flask import current_app
@@ -16,7 +15,8 @@ from portal import auth, i18n
 from portal.db import utcnow
 from portal.errors import NotFound, ValidationError
 from portal.models import Channel, FeedToken, Subscription, Topic, User
-from portal.models.digests import FREQUENCIES
+from portal.models.digests import FREQUENCIES, TARGETS
+from portal.security import token_hash
 from portal.services import audit
 
 DEFAULT_FREQUENCY = "weekly"
@@ -84,17 +84,14 @@ def add_defaults(session: Session, user: User) -> None:
 
 def for_user(session: Session, user: User) -> list[Subscription]:
     """The user's subscriptions, everything first, then topics, channels and notes."""
-    order = {target: position for position, target in enumerate(("all", "topic", "channel", "note"))}
+    order = {target: position for position, target in enumerate(TARGETS)}
     rows = session.scalars(select(Subscription).where(Subscription.user_id == user.id).order_by(Subscription.id))
     return sorted(rows, key=lambda s: order[s.target])
 
 
 def subscription_for(session: Session, user: User, subscription_id: int) -> Subscription:
     """One of the user's own subscriptions, or NotFound."""
-    subscription = session.get(Subscription, subscription_id)
-    if subscription is None or subscription.user_id != user.id:
-        raise NotFound("subscription")
-    return subscription
+    return auth.own(session, user, Subscription, subscription_id, "subscription")
 
 
 def set_muted(session: Session, subscription: Subscription, is_muted: bool, *, actor: User | None) -> None:
@@ -178,19 +175,14 @@ def unsubscribe(session: Session, token: str) -> list[Subscription]:
     return targets
 
 
-def _token_hash(token: str) -> str:
-    # The token is 256 random bits, so a fast hash is enough: there is nothing to guess.
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def issue_feed_token(session: Session, user: User) -> str:
     """A new feed token for the user's Atom URLs; the previous one stops working. Shown once."""
     token = secrets.token_urlsafe(32)
     existing = session.get(FeedToken, user.id)
     if existing is None:
-        session.add(FeedToken(user_id=user.id, token_hash=_token_hash(token)))
+        session.add(FeedToken(user_id=user.id, token_hash=token_hash(token)))
     else:
-        existing.token_hash, existing.created_at = _token_hash(token), utcnow()
+        existing.token_hash, existing.created_at = token_hash(token), utcnow()
     audit.record(session, user, "feed_token.issue", "user", user.id)
     return token
 
@@ -211,7 +203,7 @@ def user_for_feed_token(session: Session, token: str) -> User:
     """The active official whose feed token this is, or NotFound."""
     user = session.scalar(
         select(User).join(FeedToken, FeedToken.user_id == User.id)
-        .where(FeedToken.token_hash == _token_hash(token), User.is_active.is_(True))
+        .where(FeedToken.token_hash == token_hash(token), User.is_active.is_(True))
     )
     if user is None:
         raise NotFound("feed")

@@ -1,7 +1,6 @@
 """Personal API tokens: issued once, stored as a SHA-256, scoped read or write, expiring, revocable."""
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from datetime import datetime, timedelta
@@ -10,10 +9,12 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from portal import auth
 from portal.db import utcnow
 from portal.errors import NotFound, SignInRefused, ValidationError
 from portal.models import ApiToken, User
 from portal.models.tokens import SCOPES
+from portal.security import token_hash
 from portal.services import audit
 
 # "ptk_<prefix>_<secret>": the prefix names the token in lists, audit records and `tokens revoke`;
@@ -23,10 +24,6 @@ PREFIX_LENGTH = 8
 DEFAULT_DAYS = 90
 MAX_DAYS = 366
 NAME_MAX = 100
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def create_token(
@@ -48,7 +45,7 @@ def create_token(
     prefix = secrets.token_hex(PREFIX_LENGTH // 2)
     text = f"{TOKEN_MARK}_{prefix}_{secrets.token_urlsafe(32)}"
     now = utcnow()
-    token = ApiToken(user=user, name=name, prefix=prefix, token_hash=_digest(text), scope=scope,
+    token = ApiToken(user=user, name=name, prefix=prefix, token_hash=token_hash(text), scope=scope,
                      created_at=now, expires_at=now + timedelta(days=days))
     session.add(token)
     session.flush()
@@ -74,10 +71,7 @@ def tokens_of(session: Session, user: User) -> list[ApiToken]:
 
 def own_token(session: Session, user: User, token_id: int) -> ApiToken:
     """One of this user's tokens, or NotFound (another user's token looks the same as none)."""
-    token = session.get(ApiToken, token_id)
-    if token is None or token.user_id != user.id:
-        raise NotFound("token")
-    return token
+    return auth.own(session, user, ApiToken, token_id, "token")
 
 
 def token_by_id_or_prefix(session: Session, key: str) -> ApiToken:
@@ -101,7 +95,7 @@ def authenticate(session: Session, text: str, *, now: datetime | None = None) ->
     prefix, _, secret = rest.partition("_")
     token = session.scalar(select(ApiToken).where(ApiToken.prefix == prefix)) if (
         mark == TOKEN_MARK and prefix and secret) else None
-    if token is None or not hmac.compare_digest(token.token_hash, _digest(text)):
+    if token is None or not hmac.compare_digest(token.token_hash, token_hash(text)):
         raise SignInRefused(_l("The token is not valid."))
     if not token.is_usable(now or utcnow()):
         audit.record(session, token.user, "token.refused", "api_token", token.id, prefix=token.prefix)

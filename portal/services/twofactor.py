@@ -1,7 +1,6 @@
 """Two-factor sign-in with TOTP (RFC 6238): enrolment, codes, recovery codes and admin reset."""
 from __future__ import annotations
 
-import hashlib
 import io
 import secrets
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from sqlalchemy.orm import Session
 from portal.db import utcnow
 from portal.errors import SignInRefused, ValidationError
 from portal.models import RecoveryCode, TwoFactorCredential, User
+from portal.security import token_hash
 from portal.services import accounts, audit
 
 ISSUER = "EU-Japan Regulatory Exchange"
@@ -70,16 +70,12 @@ def _normalise_recovery(code: str) -> str:
     return "".join(ch for ch in code.lower() if ch.isalnum())
 
 
-def _recovery_hash(code: str) -> str:
-    return hashlib.sha256(_normalise_recovery(code).encode()).hexdigest()
-
-
 def _new_recovery_codes(session: Session, user: User) -> list[str]:
     session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     codes = []
     for _ in range(RECOVERY_CODES):
         raw = "".join(secrets.choice(RECOVERY_ALPHABET) for _ in range(RECOVERY_LENGTH))
-        session.add(RecoveryCode(user_id=user.id, code_hash=_recovery_hash(raw)))
+        session.add(RecoveryCode(user_id=user.id, code_hash=token_hash(_normalise_recovery(raw))))
         codes.append("-".join(raw[i:i + 4] for i in range(0, RECOVERY_LENGTH, 4)))
     return codes
 
@@ -109,7 +105,7 @@ def verify(session: Session, user: User, code: str, *, now: datetime) -> str:
             credential.last_step = step
             return "totp"
         recovery = session.scalar(select(RecoveryCode).where(
-            RecoveryCode.user_id == user.id, RecoveryCode.code_hash == _recovery_hash(code),
+            RecoveryCode.user_id == user.id, RecoveryCode.code_hash == token_hash(_normalise_recovery(code)),
             RecoveryCode.used_at.is_(None)))
         if recovery is not None:
             recovery.used_at = utcnow()

@@ -51,7 +51,6 @@ def register(app: Flask) -> None:
 
 def _unread_notifications() -> int:
     """The header's unread count: called by the template, so pages that do not show it pay nothing."""
-    from portal.db import get_session
     from portal.services import notifications
 
     if not current_user.is_authenticated:

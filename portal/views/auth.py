@@ -102,7 +102,7 @@ def sign_in_attempt(user_key: str, check):
         rate_limit("sign_in", user_key)
         return check(db), None
     except RateLimited as limited:
-        return None, (str(limited), 429, {"Retry-After": str(limited.retry_after)})
+        return None, (str(limited), 429, limited.headers)
     except SignInRefused as refused:
         db.commit()
         return None, (str(refused), 401, {})

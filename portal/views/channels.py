@@ -58,7 +58,7 @@ def compose(slug: str, kind: str):
                 acknowledgements.request_acknowledgement(db, note, current_user)
         except RateLimited as limited:
             db.rollback()
-            errors, status, headers = {"_": str(limited)}, 429, {"Retry-After": str(limited.retry_after)}
+            errors, status, headers = {"_": str(limited)}, 429, limited.headers
         except ValidationError as error:
             # Nothing half-posted: a note whose acknowledgement request is refused is not kept either.
             db.rollback()

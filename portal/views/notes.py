@@ -54,6 +54,7 @@ def _note_page(note, *, reply_errors=None, reply_values=None, reply_parent=None,
     thread = replies.thread(db, note)
     accepted = replies.shown_reply(db, note.accepted_reply_id, thread) if note.accepted_reply_id else None
     may_moderate = auth.moderates(db, current_user, note.channel)
+    acknowledgement = acknowledgements.status(db, note)
     return render_template(
         "notes/show.html",
         note=note,
@@ -63,7 +64,9 @@ def _note_page(note, *, reply_errors=None, reply_values=None, reply_parent=None,
         accepted=accepted,
         may_moderate=may_moderate,
         may_translate=auth.may_translate(db, current_user, note, moderator=may_moderate),
-        acknowledgement=acknowledgements.status(db, note),
+        acknowledgement=acknowledgement,
+        may_acknowledge=acknowledgement is not None and auth.may_acknowledge(
+            current_user, note, acknowledgement.request.side),
         reply_errors=reply_errors or {},
         reply_values=reply_values or {},
         reply_parent=reply_parent,
@@ -190,7 +193,7 @@ def reply(note_id: int):
         rate_limit("post", str(current_user.id), commit=False)
     except RateLimited as limited:
         page, status = _note_page(note, reply_errors={"_": str(limited)}, reply_values=values, status=429)
-        return page, status, {"Retry-After": str(limited.retry_after)}
+        return page, status, limited.headers
     parent = None
     try:
         parent = replies.reply_in_note(db, note, request.form.get("parent_id", type=int))

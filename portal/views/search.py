@@ -35,7 +35,7 @@ def index():
         try:
             rate_limit("search", str(current_user.id))
         except RateLimited as limited:
-            error, status, headers = str(limited), 429, {"Retry-After": str(limited.retry_after)}
+            error, status, headers = str(limited), 429, limited.headers
     if query and error is None:
         result = search_service.search(db, current_user, query, today=i18n.today(), sort=sort, page=min(page, 500),
                                        lang=current_user.lang)

@@ -14,11 +14,14 @@ bp = Blueprint("tokens", __name__)
 bp.before_request(require_sign_in)
 
 
+BLANK_FORM = {"name": "", "scope": "read", "days": str(tokens.DEFAULT_DAYS)}
+
+
 @bp.route("/account/tokens", methods=["GET", "POST"])
 def index():
     """The user's API tokens; a new one is shown on this response only and never again."""
     db = get_session()
-    errors, created, values = {}, None, {"name": "", "scope": "read", "days": str(tokens.DEFAULT_DAYS)}
+    errors, created, values = {}, None, dict(BLANK_FORM)
     if request.method == "POST":
         values = {key: request.form.get(key, "").strip() for key in values}
         days = int(values["days"]) if values["days"].isdigit() else 0
@@ -30,7 +33,7 @@ def index():
         else:
             db.commit()
             created = (token, text)
-            values = {"name": "", "scope": "read", "days": str(tokens.DEFAULT_DAYS)}
+            values = dict(BLANK_FORM)
     return render_template(
         "tokens/index.html", tokens=tokens.tokens_of(db, current_user), created=created, errors=errors,
         values=values, scopes=SCOPES, now=utcnow(), max_days=tokens.MAX_DAYS,
