@@ -7,7 +7,7 @@ from datetime import datetime
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from portal import auth
@@ -116,25 +116,32 @@ class ThreadItem:
 
 
 # What a page shows of a reply, as plain rows: a 500-reply thread loads in less than half the time it
-# takes as ORM objects with their authors and organisations (and without the Markdown source).
+# takes as ORM objects with their authors and organisations (and without the Markdown source). Made of
+# the tables' columns, not the mapped attributes, so that the session runs it as a plain Core statement
+# with none of the ORM's result set-up.
+_REPLIES, _USERS, _ORGANISATIONS = Reply.__table__.c, User.__table__.c, Organisation.__table__.c
 SHOWN = (
-    select(Reply.id, Reply.author_id, Reply.body_html, Reply.depth, Reply.revision, Reply.created_at,
-           Reply.deleted_at.is_not(None).label("is_deleted"), User.name.label("author_name"),
-           Organisation.name.label("organisation_name"), Organisation.side.label("side"))
-    .join(User, Reply.author_id == User.id)
-    .join(Organisation, User.organisation_id == Organisation.id)
+    select(_REPLIES.id, _REPLIES.author_id, _REPLIES.body_html, _REPLIES.depth, _REPLIES.revision,
+           _REPLIES.created_at, _REPLIES.deleted_at.is_not(None).label("is_deleted"),
+           _USERS.name.label("author_name"), _ORGANISATIONS.name.label("organisation_name"),
+           _ORGANISATIONS.side.label("side"))
+    .join_from(Reply.__table__, User.__table__, _REPLIES.author_id == _USERS.id)
+    .join(Organisation.__table__, _USERS.organisation_id == _ORGANISATIONS.id)
 )
+
+# Built once: every note page runs it.
+_THREAD = SHOWN.where(_REPLIES.note_id == bindparam("note_id")).order_by(_REPLIES.path)
 
 
 def thread(session: Session, note: Note, *, root: Reply | None = None) -> list[ThreadItem]:
     """The replies under the note (or root and the replies under it) in tree order, with deep branches cut off."""
-    query = SHOWN.where(Reply.note_id == note.id).order_by(Reply.path)
+    query = _THREAD
     if root is not None:
-        query = query.where(Reply.path.startswith(root.path, autoescape=True))
+        query = query.where(_REPLIES.path.startswith(root.path, autoescape=True))
     base = root.depth if root else 0
     cap = current_app.config["THREAD_MAX_DEPTH"]
     items: list[ThreadItem] = []
-    for reply in session.execute(query):
+    for reply in session.execute(query, {"note_id": note.id}):
         level = reply.depth - base
         if level > cap:
             if level == cap + 1:
@@ -149,7 +156,7 @@ def shown_reply(session: Session, reply_id: int, thread: Sequence[ThreadItem] = 
     for item in thread:
         if item.reply.id == reply_id:
             return item.reply
-    return session.execute(SHOWN.where(Reply.id == reply_id)).first()
+    return session.execute(SHOWN.where(_REPLIES.id == reply_id)).first()
 
 
 def reply_in_note(session: Session, note: Note, reply_id: int | None) -> Reply | None:
