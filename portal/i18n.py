@@ -17,6 +17,8 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup, escape
 
+from portal.errors import is_api_request
+
 LANGUAGES = ("en", "ja")
 SIDE_TIME_ZONES = {"eu": "Europe/Brussels", "jp": "Asia/Tokyo"}
 # Offered first in the profile form: where the portal's officials work.
@@ -35,6 +37,8 @@ def time_zones() -> frozenset[str]:
 def select_locale() -> str:
     if not has_request_context():
         return "en"  # the CLI, whose messages go to an administrator's terminal
+    if is_api_request():
+        return "en"  # problem details are for a script's author, whatever its Accept-Language says
     if current_user and current_user.is_authenticated:
         return current_user.lang
     chosen = session.get("lang")

@@ -70,7 +70,6 @@ def audit_use(response: Response) -> Response:
 def reader() -> User:
     return g.api_token.user
 
-
 # JSON in ----------------------------------------------------------------------------------------
 
 @cache

@@ -12,6 +12,7 @@ from portal.errors import ValidationError
 from portal.models import Channel
 from portal.models.notes import KINDS
 from portal.services import notes, replies
+from portal.views import rate_limit
 
 bp = Blueprint("notes", __name__)
 
@@ -60,6 +61,7 @@ def create(slug: str):
     channel = auth.channel_for(db, user, slug)
     auth.require_writable(channel)
     data = http.json_body("NoteCreate")
+    rate_limit("post", str(user.id), commit=False)
     note = notes.post_note(db, channel, user, data.pop("kind"), data)
     db.commit()
     return _created(represent.note(note, date.today()), "api.notes.show", note_id=note.id)
@@ -84,6 +86,7 @@ def edit(note_id: int):
     db = get_session()
     note = _writable_note(note_id)
     changes = http.json_body("NoteChange")
+    rate_limit("post", str(http.reader().id), commit=False)
     notes.edit_note(db, note, http.reader(), {**notes.form_values(note), **changes})
     db.commit()
     return http.respond(represent.note(note, date.today()))
@@ -114,6 +117,7 @@ def reply(note_id: int):
         parent = replies.reply_in_note(db, note, data.get("parent_id"))
     except ValidationError as error:
         raise http.Problem(422, str(error), {"parent_id": str(error)}) from None
+    rate_limit("post", str(user.id), commit=False)
     posted = replies.post_reply(db, note, user, data["body"], parent=parent)
     db.commit()
     return _created(represent.reply(posted), "api.notes.show_reply", reply_id=posted.id)
@@ -130,6 +134,8 @@ def edit_reply(reply_id: int):
     found = auth.reply_for(db, user, reply_id)
     auth.require_author_or_moderator(db, user, found.author_id, found.note.channel)
     http.require_current(represent.reply(found))
-    replies.edit_reply(db, found, user, http.json_body("ReplyChange")["body"])
+    body = http.json_body("ReplyChange")["body"]
+    rate_limit("post", str(user.id), commit=False)
+    replies.edit_reply(db, found, user, body)
     db.commit()
     return http.respond(represent.reply(found))
