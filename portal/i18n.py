@@ -75,6 +75,11 @@ def today() -> date:
     return datetime.now(_zone()).date()
 
 
+def today_for(user) -> date:
+    """The date on this user's calendar when they are not the one signed in (an API token's owner)."""
+    return datetime.now(ZoneInfo(zone_of(user))).date()
+
+
 def local(moment: datetime) -> datetime:
     """A stored (naive UTC) datetime in the reader's zone."""
     return moment.replace(tzinfo=timezone.utc).astimezone(_zone())

@@ -17,7 +17,7 @@ from portal.db import engine, utcnow
 from portal.models import ApiToken, AuditEvent, Note, NoteRevision, Reply, SearchOutbox
 from portal.services import notes, replies, tokens
 from portal.services import search as search_service
-from tests.conftest import PASSWORD, login, make_app, signed_in_client
+from tests.conftest import PASSWORD, login, make_app, signed_in_client, today_for
 
 REGISTRY = Registry().with_resource("urn:api", Resource(contents=DOCUMENT, specification=DRAFT202012))
 RULE_ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
@@ -190,6 +190,27 @@ def test_a_script_lists_notes_posts_a_reply_and_searches_as_its_owner_does_on_th
         "article"]
     problem_of(outsider.get(f"/api/v1/notes/{question.id}"), 404)
     problem_of(outsider.get(f"/api/v1/channels/{slug}/notes"), 404)
+
+
+def test_a_question_is_overdue_by_the_token_owners_date_not_the_servers(db, world, api_for):
+    """Kiritimati (UTC+14) and Pago Pago (UTC−11) are always on different dates, and the server's is one
+    of them: a question due on Pago Pago's today is overdue in Kiritimati only, in the note and in search."""
+    reader = world.eu_member
+    script = api_for(reader)
+    question = world.notes["joint"]
+    reader.time_zone = "Pacific/Pago_Pago"
+    due = today_for(reader)
+    notes.edit_note(db, question, question.author, {**notes.form_values(question), "answer_by": due.isoformat()})
+    db.commit()
+    path = f"/api/v1/notes/{question.id}"
+    for zone, status in (("Pacific/Pago_Pago", "open"), ("Pacific/Kiritimati", "overdue")):
+        reader.time_zone = zone
+        db.commit()
+        assert script.get(path).get_json()["question_status"] == status, zone
+        assert [item["question_status"] for item in script.get(
+            f"/api/v1/channels/{world.joint.slug}/notes").get_json()["items"] if item["id"] == question.id] == [status]
+        overdue = script.get("/api/v1/search?q=is:overdue").get_json()["items"]
+        assert (question.id in [item["id"] for item in overdue]) == (status == "overdue"), zone
 
 
 # Tokens: who may call ---------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import date
 
 from flask import Blueprint, request
 
@@ -25,7 +24,7 @@ def search_page(query: str, *, sort: str, listing: str, only_notes: bool = False
         raise http.bad_cursor()
     user = http.reader()
     rate_limit("search", str(user.id))
-    result = search_service.search(get_session(), user, query, today=date.today(), sort=sort, page=page,
+    result = search_service.search(get_session(), user, query, today=http.today(), sort=sort, page=page,
                                    per_page=limit, facets=False, lang=user.lang, only_notes=only_notes)
     more = result.page < result.pages and page < MAX_PAGE
     return result, (http.make_cursor(listing, page + 1) if more else None)
