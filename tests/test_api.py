@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 
 from portal.api.openapi import DOCUMENT
 from portal.db import engine, utcnow
-from portal.models import ApiToken, AuditEvent, Note, NoteRevision, Reply, SearchOutbox
+from portal.models import AcknowledgementRequest, ApiToken, AuditEvent, Note, NoteRevision, Reply, SearchOutbox
 from portal.services import notes, replies, tokens
 from portal.services import search as search_service
 from tests.conftest import PASSWORD, login, make_app, signed_in_client, today_for
@@ -423,6 +423,24 @@ def test_bad_note_bodies_are_refused_and_change_nothing(db, world, api_for, send
     assert "x" * 300 not in response.get_data(as_text=True)  # the text sent is not echoed back
     assert content_state(db) == before
     assert script.post(f"/api/v1/channels/{world.joint.slug}/notes", json=GOOD_NOTE).status_code == 201
+
+
+def test_a_note_posted_through_the_api_may_ask_for_acknowledgement_as_the_web_form_does(db, world, api_for):
+    script = api_for(world.jp_member)
+    asked = script.post(f"/api/v1/channels/{world.joint.slug}/notes",
+                        json={**GOOD_NOTE, "title": "Please confirm receipt", "request_acknowledgement": True})
+    assert asked.status_code == 201
+    db.rollback()
+    assert db.get(AcknowledgementRequest, asked.get_json()["id"]).side == "eu"
+    plain = script.post(f"/api/v1/channels/{world.joint.slug}/notes",
+                        json={**GOOD_NOTE, "request_acknowledgement": False})
+    assert db.get(AcknowledgementRequest, plain.get_json()["id"]) is None
+    # Nobody of the EU side sees the JP channel: the note is refused whole, in English for a Japanese official.
+    before = content_state(db)
+    refused = problem_of(script.post(f"/api/v1/channels/{world.jp.slug}/notes",
+                                     json={**GOOD_NOTE, "request_acknowledgement": True}), 422)
+    assert refused["errors"] == {"request_acknowledgement": "Nobody on the EU side can see this channel."}
+    assert content_state(db) == before
 
 
 def test_bad_replies_name_the_field_and_change_nothing(db, world, api_for):

@@ -62,7 +62,8 @@ def create(slug: str):
     auth.require_writable(channel)
     data = http.json_body("NoteCreate")
     rate_limit("post", str(user.id), commit=False)
-    note = notes.post_note(db, channel, user, data.pop("kind"), data)
+    kind, asked = data.pop("kind"), data.pop("request_acknowledgement", False)
+    note = notes.post_note(db, channel, user, kind, data, request_acknowledgement=asked)
     db.commit()
     return _created(represent.note(note, http.today()), "api.notes.show", note_id=note.id)
 

@@ -101,7 +101,13 @@ SCHEMAS = {
         "created_at": TIME, "updated_at": TIME, "last_activity_at": TIME, "url": TEXT,
     }),
     "NoteList": strict({"items": {"type": "array", "items": ref("Note")}, "next_cursor": nullable(CURSOR)}),
-    "NoteCreate": strict({"kind": {"enum": list(KINDS)}, **NOTE_FIELDS}, required=["kind", "title", "body"]),
+    "NoteCreate": strict({
+        "kind": {"enum": list(KINDS)}, **NOTE_FIELDS,
+        "request_acknowledgement": {
+            "type": "boolean", "default": False,
+            "description": "Ask the other side to acknowledge the note, as the web form's box does. When "
+                           "nobody of that side may see the channel, the note is not posted either (422)."},
+    }, required=["kind", "title", "body"]),
     "NoteChange": {**strict(NOTE_FIELDS, required=[]),
                    "description": "The fields to change; the others keep their values. The kind cannot change."},
     "Reply": REPLY,
