@@ -14,6 +14,11 @@ from werkzeug.http import HTTP_STATUS_CODES
 class DomainError(Exception):
     status = 400
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers the refusal's response carries, on a page and in the API alike."""
+        return {}
+
 
 class NotFound(DomainError):
     """Missing, or not visible to this user: the two must look the same."""
@@ -53,7 +58,7 @@ class RateLimited(DomainError):
 
     @property
     def headers(self) -> dict[str, str]:
-        """What a 429 response carries: when to try again."""
+        """When to try again."""
         return {"Retry-After": str(self.retry_after)}
 
 
@@ -62,11 +67,7 @@ def register(app: Flask) -> None:
     def domain_error(error: DomainError):
         if is_api_request():
             return domain_problem(error)
-        return _page(error.status, str(error) if error.status not in (404,) else None)
-
-    @app.errorhandler(RateLimited)
-    def rate_limited(error: RateLimited):
-        body, status = _page(error.status, str(error))
+        body, status = _page(error.status, str(error) if error.status not in (404,) else None)
         return body, status, error.headers
 
     @app.errorhandler(CSRFError)
@@ -125,4 +126,4 @@ def domain_problem(error: DomainError) -> Response:
         fields = {name: str(message) for name, message in error.errors.items() if name != "_"}
         general = "; ".join(str(message) for name, message in error.errors.items() if name == "_")
         return problem(422, general or "Some fields are not valid.", errors=fields)
-    return problem(error.status, str(error))
+    return problem(error.status, str(error), headers=error.headers)

@@ -18,6 +18,8 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup, escape
 
+from portal.errors import is_api_request
+
 LANGUAGES = ("en", "ja")
 SIDE_TIME_ZONES = {"eu": "Europe/Brussels", "jp": "Asia/Tokyo"}
 # Offered first in the profile form: where the portal's officials work.
@@ -36,6 +38,8 @@ def time_zones() -> frozenset[str]:
 def select_locale() -> str:
     if not has_request_context():
         return "en"  # the CLI, whose messages go to an administrator's terminal
+    if is_api_request():
+        return "en"  # problem details are for a script's author, whatever its Accept-Language says
     if current_user and current_user.is_authenticated:
         return current_user.lang
     chosen = session.get("lang")
@@ -70,6 +74,11 @@ def _zone() -> ZoneInfo:
 def today() -> date:
     """The date on the reader's calendar: a Tokyo official's morning is still yesterday in UTC."""
     return datetime.now(_zone()).date()
+
+
+def today_for(user) -> date:
+    """The date on this user's calendar when they are not the one signed in (an API token's owner)."""
+    return datetime.now(ZoneInfo(zone_of(user))).date()
 
 
 def local(moment: datetime) -> datetime:

@@ -14,10 +14,10 @@ from sqlalchemy import select, text
 
 from portal.api.openapi import DOCUMENT
 from portal.db import engine, utcnow
-from portal.models import ApiToken, AuditEvent, Note, NoteRevision, Reply, SearchOutbox
+from portal.models import AcknowledgementRequest, ApiToken, AuditEvent, Note, NoteRevision, Reply, SearchOutbox
 from portal.services import notes, replies, tokens
 from portal.services import search as search_service
-from tests.conftest import PASSWORD, login, make_app
+from tests.conftest import PASSWORD, login, make_app, signed_in_client, today_for
 
 REGISTRY = Registry().with_resource("urn:api", Resource(contents=DOCUMENT, specification=DRAFT202012))
 RULE_ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
@@ -190,6 +190,27 @@ def test_a_script_lists_notes_posts_a_reply_and_searches_as_its_owner_does_on_th
         "article"]
     problem_of(outsider.get(f"/api/v1/notes/{question.id}"), 404)
     problem_of(outsider.get(f"/api/v1/channels/{slug}/notes"), 404)
+
+
+def test_a_question_is_overdue_by_the_token_owners_date_not_the_servers(db, world, api_for):
+    """Kiritimati (UTC+14) and Pago Pago (UTC−11) are always on different dates, and the server's is one
+    of them: a question due on Pago Pago's today is overdue in Kiritimati only, in the note and in search."""
+    reader = world.eu_member
+    script = api_for(reader)
+    question = world.notes["joint"]
+    reader.time_zone = "Pacific/Pago_Pago"
+    due = today_for(reader)
+    notes.edit_note(db, question, question.author, {**notes.form_values(question), "answer_by": due.isoformat()})
+    db.commit()
+    path = f"/api/v1/notes/{question.id}"
+    for zone, status in (("Pacific/Pago_Pago", "open"), ("Pacific/Kiritimati", "overdue")):
+        reader.time_zone = zone
+        db.commit()
+        assert script.get(path).get_json()["question_status"] == status, zone
+        assert [item["question_status"] for item in script.get(
+            f"/api/v1/channels/{world.joint.slug}/notes").get_json()["items"] if item["id"] == question.id] == [status]
+        overdue = script.get("/api/v1/search?q=is:overdue").get_json()["items"]
+        assert (question.id in [item["id"] for item in overdue]) == (status == "overdue"), zone
 
 
 # Tokens: who may call ---------------------------------------------------------------------------
@@ -404,6 +425,24 @@ def test_bad_note_bodies_are_refused_and_change_nothing(db, world, api_for, send
     assert script.post(f"/api/v1/channels/{world.joint.slug}/notes", json=GOOD_NOTE).status_code == 201
 
 
+def test_a_note_posted_through_the_api_may_ask_for_acknowledgement_as_the_web_form_does(db, world, api_for):
+    script = api_for(world.jp_member)
+    asked = script.post(f"/api/v1/channels/{world.joint.slug}/notes",
+                        json={**GOOD_NOTE, "title": "Please confirm receipt", "request_acknowledgement": True})
+    assert asked.status_code == 201
+    db.rollback()
+    assert db.get(AcknowledgementRequest, asked.get_json()["id"]).side == "eu"
+    plain = script.post(f"/api/v1/channels/{world.joint.slug}/notes",
+                        json={**GOOD_NOTE, "request_acknowledgement": False})
+    assert db.get(AcknowledgementRequest, plain.get_json()["id"]) is None
+    # Nobody of the EU side sees the JP channel: the note is refused whole, in English for a Japanese official.
+    before = content_state(db)
+    refused = problem_of(script.post(f"/api/v1/channels/{world.jp.slug}/notes",
+                                     json={**GOOD_NOTE, "request_acknowledgement": True}), 422)
+    assert refused["errors"] == {"request_acknowledgement": "Nobody on the EU side can see this channel."}
+    assert content_state(db) == before
+
+
 def test_bad_replies_name_the_field_and_change_nothing(db, world, api_for):
     script = api_for(world.eu_member)
     note = world.notes["joint"]
@@ -442,3 +481,78 @@ def test_a_server_error_is_a_problem_too(app_with, db, world, api_for):
     assert "channel_memberships" not in response.get_data(as_text=True)
     last = db.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
     assert (last.action, last.details["status"]) == ("token.use", 500)
+
+
+# Rate limits: the web's, counted together with it ---------------------------------------------------
+
+def limited_problem(response, what: str) -> dict:
+    """A 429 in the API's problem format, in English, saying when to try again."""
+    body = problem_of(response, 429)
+    assert body["detail"].startswith(f"Too many {what} in a short time. Try again in"), body
+    assert 0 < int(response.headers["Retry-After"]) <= 86400
+    return body
+
+
+def test_posting_and_editing_beyond_the_limit_is_429_and_changes_nothing(app, db, world, api_for):
+    app.config["RATE_LIMIT_POST_USER"] = "2/86400"
+    script = api_for(world.eu_member)
+    notes_path = f"/api/v1/channels/{world.joint.slug}/notes"
+    for _ in range(2):
+        assert script.post(notes_path, json=GOOD_NOTE).status_code == 201
+    before = content_state(db)
+    # Even a client asking for Japanese gets the problem in English, as every other problem.
+    limited_problem(script.post(notes_path, json=GOOD_NOTE, headers={"Accept-Language": "ja"}), "posts")
+    note, reply = world.notes["joint"], world.replies["joint"]
+    limited_problem(script.post(f"/api/v1/notes/{note.id}/replies", json={"body": "One more"}), "posts")
+    note_path, reply_path = f"/api/v1/notes/{note.id}", f"/api/v1/replies/{reply.id}"
+    limited_problem(script.patch(note_path, json={"title": "Retitled"},
+                                 headers={"If-Match": script.get(note_path).headers["ETag"]}), "posts")
+    limited_problem(script.patch(reply_path, json={"body": "Reworded"},
+                                 headers={"If-Match": script.get(reply_path).headers["ETag"]}), "posts")
+    assert content_state(db) == before
+    # Another official is not held up.
+    assert api_for(world.jp_member).post(f"/api/v1/notes/{note.id}/replies", json={"body": "Mine"}).status_code == 201
+
+
+def test_a_refused_post_through_the_api_does_not_count(app, db, world, api_for):
+    app.config["RATE_LIMIT_POST_USER"] = "1/86400"
+    script = api_for(world.eu_member)
+    notes_path = f"/api/v1/channels/{world.joint.slug}/notes"
+    for _ in range(3):
+        problem_of(script.post(notes_path, json={**GOOD_NOTE, "topics": ["no-such-topic"]}), 422)
+        problem_of(script.post(f"/api/v1/notes/{world.notes['archived'].id}/replies", json={"body": "x"}), 403)
+    assert script.post(notes_path, json=GOOD_NOTE).status_code == 201
+    limited_problem(script.post(notes_path, json=GOOD_NOTE), "posts")
+
+
+def test_the_web_and_the_api_share_one_count(app, db, world, api_for):
+    """Switching between the web and a token does not double the allowance, for posts or searches."""
+    app.config["RATE_LIMIT_POST_USER"] = "2/86400"
+    app.config["RATE_LIMIT_SEARCH_USER"] = "2/86400"
+    script = api_for(world.eu_member)
+    web = signed_in_client(app, world.eu_member)
+    form = {"title": "A note", "body": "Typed on the web", "lang": "en", "marking": "limited"}
+    assert web.post(f"/channels/{world.joint.slug}/new/update", data=form).status_code == 302
+    assert script.post(f"/api/v1/channels/{world.joint.slug}/notes", json=GOOD_NOTE).status_code == 201
+    limited_problem(script.post(f"/api/v1/notes/{world.notes['joint'].id}/replies", json={"body": "x"}), "posts")
+    assert web.post(f"/channels/{world.joint.slug}/new/update", data=form).status_code == 429
+
+    assert web.get("/search?q=question").status_code == 200
+    assert script.get("/api/v1/search?q=question").status_code == 200
+    limited_problem(script.get("/api/v1/notes?q=question"), "searches")  # a listing with q is a search
+    limited_problem(script.get("/api/v1/search?q=question"), "searches")
+    assert web.get("/search?q=question").status_code == 429
+    # Reading without a query is not a search.
+    assert script.get("/api/v1/notes").status_code == 200
+
+
+def test_the_per_address_limit_counts_every_token_from_one_address(app, db, world, api_for):
+    app.config["RATE_LIMIT_POST_ADDRESS"] = "2/86400"
+    eva, kenji = api_for(world.eu_member), api_for(world.jp_member)
+    path = f"/api/v1/notes/{world.notes['joint'].id}/replies"
+    assert eva.post(path, json={"body": "From Eva"}).status_code == 201
+    assert kenji.post(path, json={"body": "From Kenji"}).status_code == 201
+    limited_problem(eva.post(path, json={"body": "Eva again"}), "posts")
+    limited_problem(kenji.post(path, json={"body": "Kenji again"}), "posts")
+    elsewhere = {"environ_base": {"REMOTE_ADDR": "203.0.113.9"}}
+    assert kenji.post(path, json={"body": "From another office"}, **elsewhere).status_code == 201

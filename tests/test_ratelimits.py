@@ -111,6 +111,22 @@ def test_posting_notes_is_limited_per_user_and_keeps_what_was_typed(app, client,
     assert other.post(f"/notes/{note.id}/replies", data={"body": "Mine"}).status_code == 302
 
 
+def test_editing_counts_toward_the_posting_limit_and_keeps_what_was_typed(app, client, db, world):
+    """An edit is a new revision, indexed and shown to every reader: as costly as a post."""
+    app.config["RATE_LIMIT_POST_USER"] = "1/86400"
+    login(client, world.eu_member)
+    note, reply = world.notes["joint"], world.replies["joint"]
+    assert client.post(f"/notes/{note.id}/replies", data={"body": "A first reply"}).status_code == 302
+    body = assert_limited(client.post(f"/notes/{note.id}/edit", data={
+        "title": "A better title", "body": "Reworded with care", "lang": "en", "marking": "limited",
+        "answer_by": note.answer_by.isoformat()}), "posts")
+    assert 'value="A better title"' in body and "Reworded with care" in body
+    body = assert_limited(client.post(f"/replies/{reply.id}/edit", data={"body": "A reworded reply"}), "posts")
+    assert "A reworded reply</textarea>" in body
+    db.rollback()
+    assert (note.revision, reply.revision) == (1, 1)
+
+
 def test_a_refused_post_does_not_count(app, client, world):
     app.config["RATE_LIMIT_POST_USER"] = "1/86400"
     login(client, world.eu_member)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from functools import cache
 
 from flask import Response, current_app, g, request
@@ -12,6 +13,7 @@ from referencing.jsonschema import DRAFT202012
 from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.http import generate_etag
 
+from portal import i18n
 from portal.api.openapi import DOCUMENT
 from portal.db import get_session
 from portal.errors import SignInRefused, problem
@@ -69,6 +71,11 @@ def audit_use(response: Response) -> Response:
 
 def reader() -> User:
     return g.api_token.user
+
+
+def today() -> date:
+    """The token owner's date, not the server's: a question is overdue when it is on their calendar."""
+    return i18n.today_for(reader())
 
 
 # JSON in ----------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 
 from flask import Blueprint, request, url_for
 
@@ -12,6 +12,7 @@ from portal.errors import ValidationError
 from portal.models import Channel
 from portal.models.notes import KINDS
 from portal.services import notes, replies
+from portal.views import rate_limit
 
 bp = Blueprint("notes", __name__)
 
@@ -25,7 +26,7 @@ def _note_list(channel: Channel | None):
         typed = f"{query} kind:{kind}" if kind else query
         result, cursor = search_page(typed, sort=sort, listing=listing_of("notes", typed, sort), only_notes=True)
         items = [item.note for item in result.items if item.note is not None]
-        return http.respond({"items": [represent.note(n, date.today()) for n in items], "next_cursor": cursor})
+        return http.respond({"items": [represent.note(n, http.today()) for n in items], "next_cursor": cursor})
     limit = http.int_arg("limit", 30, 1, 100)
     listing = f"notes:{channel.id if channel else '*'}:{kind or '*'}"
     position = http.read_cursor(listing)
@@ -37,7 +38,7 @@ def _note_list(channel: Channel | None):
             raise http.bad_cursor() from None
     rows, more = notes.notes_after(get_session(), http.reader(), channel=channel, kind=kind, after=after, limit=limit)
     cursor = http.make_cursor(listing, [rows[-1].last_activity_at.isoformat(), rows[-1].id]) if more else None
-    return http.respond({"items": [represent.note(n, date.today()) for n in rows], "next_cursor": cursor})
+    return http.respond({"items": [represent.note(n, http.today()) for n in rows], "next_cursor": cursor})
 
 
 @bp.get("/notes")
@@ -60,9 +61,11 @@ def create(slug: str):
     channel = auth.channel_for(db, user, slug)
     auth.require_writable(channel)
     data = http.json_body("NoteCreate")
-    note = notes.post_note(db, channel, user, data.pop("kind"), data)
+    rate_limit("post", str(user.id), commit=False)
+    kind, asked = data.pop("kind"), data.pop("request_acknowledgement", False)
+    note = notes.post_note(db, channel, user, kind, data, request_acknowledgement=asked)
     db.commit()
-    return _created(represent.note(note, date.today()), "api.notes.show", note_id=note.id)
+    return _created(represent.note(note, http.today()), "api.notes.show", note_id=note.id)
 
 
 def _writable_note(note_id: int):
@@ -70,13 +73,13 @@ def _writable_note(note_id: int):
     db, user = get_session(), http.reader()
     note = auth.note_for(db, user, note_id)
     auth.require_author_or_moderator(db, user, note.author_id, note.channel)
-    http.require_current(represent.note(note, date.today()))
+    http.require_current(represent.note(note, http.today()))
     return note
 
 
 @bp.get("/notes/<id:note_id>")
 def show(note_id: int):
-    return http.respond(represent.note(auth.note_for(get_session(), http.reader(), note_id), date.today()))
+    return http.respond(represent.note(auth.note_for(get_session(), http.reader(), note_id), http.today()))
 
 
 @bp.patch("/notes/<id:note_id>")
@@ -84,9 +87,10 @@ def edit(note_id: int):
     db = get_session()
     note = _writable_note(note_id)
     changes = http.json_body("NoteChange")
+    rate_limit("post", str(http.reader().id), commit=False)
     notes.edit_note(db, note, http.reader(), {**notes.form_values(note), **changes})
     db.commit()
-    return http.respond(represent.note(note, date.today()))
+    return http.respond(represent.note(note, http.today()))
 
 
 @bp.delete("/notes/<id:note_id>")
@@ -114,6 +118,7 @@ def reply(note_id: int):
         parent = replies.reply_in_note(db, note, data.get("parent_id"))
     except ValidationError as error:
         raise http.Problem(422, str(error), {"parent_id": str(error)}) from None
+    rate_limit("post", str(user.id), commit=False)
     posted = replies.post_reply(db, note, user, data["body"], parent=parent)
     db.commit()
     return _created(represent.reply(posted), "api.notes.show_reply", reply_id=posted.id)
@@ -130,6 +135,8 @@ def edit_reply(reply_id: int):
     found = auth.reply_for(db, user, reply_id)
     auth.require_author_or_moderator(db, user, found.author_id, found.note.channel)
     http.require_current(represent.reply(found))
-    replies.edit_reply(db, found, user, http.json_body("ReplyChange")["body"])
+    body = http.json_body("ReplyChange")["body"]
+    rate_limit("post", str(user.id), commit=False)
+    replies.edit_reply(db, found, user, body)
     db.commit()
     return http.respond(represent.reply(found))

@@ -101,7 +101,13 @@ SCHEMAS = {
         "created_at": TIME, "updated_at": TIME, "last_activity_at": TIME, "url": TEXT,
     }),
     "NoteList": strict({"items": {"type": "array", "items": ref("Note")}, "next_cursor": nullable(CURSOR)}),
-    "NoteCreate": strict({"kind": {"enum": list(KINDS)}, **NOTE_FIELDS}, required=["kind", "title", "body"]),
+    "NoteCreate": strict({
+        "kind": {"enum": list(KINDS)}, **NOTE_FIELDS,
+        "request_acknowledgement": {
+            "type": "boolean", "default": False,
+            "description": "Ask the other side to acknowledge the note, as the web form's box does. When "
+                           "nobody of that side may see the channel, the note is not posted either (422)."},
+    }, required=["kind", "title", "body"]),
     "NoteChange": {**strict(NOTE_FIELDS, required=[]),
                    "description": "The fields to change; the others keep their values. The kind cannot change."},
     "Reply": REPLY,
@@ -155,12 +161,19 @@ PROBLEM_TEXT = {
     415: "The body must be application/json.",
     422: "The body does not fit the schema or the rules; `errors` names each field.",
     428: "Updates must carry If-Match with the ETag you read.",
+    429: "Too many in a short time, counted per user and per address together with the web's (settings "
+         "RATE_LIMIT_POST_* for posting and editing notes and replies, RATE_LIMIT_SEARCH_* for searches). "
+         "Nothing was done; try again after Retry-After seconds.",
 }
+RETRY_AFTER = {"Retry-After": {"description": "Seconds until the limit's window ends.", "required": True,
+                               "schema": {"type": "integer", "minimum": 1}}}
 
 
 def problems(*codes: int) -> dict:
     problem = {"application/problem+json": {"schema": ref("Problem")}}
     responses = {str(code): {"description": PROBLEM_TEXT[code], "content": problem} for code in codes}
+    if "429" in responses:
+        responses["429"]["headers"] = RETRY_AFTER
     responses["default"] = {"description": "Any other error, as problem details.", "content": problem}
     return responses
 
@@ -225,7 +238,7 @@ PATHS = {
             "operationId": "post_note", "summary": "Post a note in the channel (write scope).",
             "parameters": [SLUG], "requestBody": body("NoteCreate"),
             "responses": {**ok("Note", 201, "Created; Location names the note.", conditional=False),
-                          **problems(400, 401, 403, 404, 413, 415, 422)},
+                          **problems(400, 401, 403, 404, 413, 415, 422, 429)},
         },
     },
     "/api/v1/notes": {"get": {
@@ -237,7 +250,7 @@ PATHS = {
         "parameters": [query("q", {"type": "string", "maxLength": 500}, "A search query."), KIND,
                        query("sort", {"enum": ["relevance", "newest"], "default": "relevance"},
                              "With q: the order of results."), *PAGE],
-        "responses": {**ok("NoteList"), **problems(400, 401)},
+        "responses": {**ok("NoteList"), **problems(400, 401, 429)},
     }},
     "/api/v1/notes/{note_id}": {
         "get": {"operationId": "note", "summary": "One note.", "parameters": [NOTE_ID],
@@ -245,7 +258,7 @@ PATHS = {
         "patch": {
             "operationId": "edit_note", "summary": "Edit a note: a new revision (author or moderator).",
             "parameters": [NOTE_ID, IF_MATCH], "requestBody": body("NoteChange"),
-            "responses": {**ok("Note", conditional=False), **problems(400, 401, 403, 404, 412, 413, 415, 422, 428)},
+            "responses": {**ok("Note", conditional=False), **problems(400, 401, 403, 404, 412, 413, 415, 422, 428, 429)},
         },
         "delete": {
             "operationId": "delete_note", "summary": "Delete a note (soft: admins can restore it).",
@@ -260,7 +273,7 @@ PATHS = {
             "operationId": "post_reply", "summary": "Reply to the note, or to one of its replies.",
             "parameters": [NOTE_ID], "requestBody": body("ReplyCreate"),
             "responses": {**ok("Reply", 201, "Created; Location names the reply.", conditional=False),
-                          **problems(400, 401, 403, 404, 413, 415, 422)},
+                          **problems(400, 401, 403, 404, 413, 415, 422, 429)},
         },
     },
     "/api/v1/replies/{reply_id}": {
@@ -269,7 +282,7 @@ PATHS = {
         "patch": {
             "operationId": "edit_reply", "summary": "Edit a reply: a new revision (author or moderator).",
             "parameters": [REPLY_ID, IF_MATCH], "requestBody": body("ReplyChange"),
-            "responses": {**ok("Reply", conditional=False), **problems(400, 401, 403, 404, 412, 413, 415, 422, 428)},
+            "responses": {**ok("Reply", conditional=False), **problems(400, 401, 403, 404, 412, 413, 415, 422, 428, 429)},
         },
     },
     "/api/v1/search": {"get": {
@@ -278,7 +291,7 @@ PATHS = {
                         "required": True},
                        query("sort", {"enum": ["relevance", "newest"], "default": "relevance"}, "Order."),
                        *PAGE],
-        "responses": {**ok("SearchResults"), **problems(400, 401)},
+        "responses": {**ok("SearchResults"), **problems(400, 401, 429)},
     }},
     "/api/v1/subscriptions": {
         "get": {"operationId": "subscriptions", "summary": "The token owner's subscriptions.",
@@ -323,7 +336,8 @@ DOCUMENT = {
                        "the web: what the token's owner may not see is 404. Read tokens may only GET. GET "
                        "responses carry an ETag (If-None-Match gives 304); changing or deleting a note or "
                        "reply requires If-Match. Lists page with opaque cursors. Errors are RFC 9457 "
-                       "problem details.",
+                       "problem details, in English. Posting, editing and searching count against the "
+                       "same rate limits as on the web (429 with Retry-After).",
     },
     "servers": [{"url": "/"}],
     "security": [{"token": []}],

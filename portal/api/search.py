@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import date
 
 from flask import Blueprint, request
 
 from portal.api import http, represent
 from portal.db import get_session
 from portal.services import search as search_service
+from portal.views import rate_limit
 
 bp = Blueprint("search", __name__)
 
@@ -23,7 +23,8 @@ def search_page(query: str, *, sort: str, listing: str, only_notes: bool = False
     if not isinstance(page, int) or not 1 <= page <= MAX_PAGE:
         raise http.bad_cursor()
     user = http.reader()
-    result = search_service.search(get_session(), user, query, today=date.today(), sort=sort, page=page,
+    rate_limit("search", str(user.id))
+    result = search_service.search(get_session(), user, query, today=http.today(), sort=sort, page=page,
                                    per_page=limit, facets=False, lang=user.lang, only_notes=only_notes)
     more = result.page < result.pages and page < MAX_PAGE
     return result, (http.make_cursor(listing, page + 1) if more else None)

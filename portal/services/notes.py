@@ -16,7 +16,7 @@ from portal.errors import Forbidden, ValidationError
 from portal.markup import render_markdown
 from portal.models import CaseMilestone, Channel, Note, NoteArticle, NoteRevision, Reply, User
 from portal.models.notes import CASE_STATUSES, KINDS, LANGS, MARKINGS
-from portal.services import audit, content, digests, notifications
+from portal.services import acknowledgements, audit, content, digests, notifications
 
 TITLE_MAX = 300
 
@@ -189,8 +189,10 @@ def post_note(
     *,
     external_id: str | None = None,
     created_at: datetime | None = None,
+    request_acknowledgement: bool = False,
 ) -> Note:
-    """Post a note of this kind in a channel the author may write in."""
+    """Post a note of this kind in a channel the author may write in, asking the other side to
+    acknowledge it when told to; refused as a whole (ValidationError) when that cannot be asked."""
     auth.require_writable(channel)
     clean = validate(session, kind, data)
     now = created_at or utcnow()
@@ -215,6 +217,8 @@ def post_note(
     session.flush()
     digests.record_event(session, "note", note, actor=author)
     notifications.note_posted(session, note)
+    if request_acknowledgement:
+        acknowledgements.request_acknowledgement(session, note, author)
     return note
 
 

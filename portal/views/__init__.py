@@ -95,7 +95,8 @@ def atom(title: str, alternate: str, entries: list, updated):
 def rate_limit(action: str, user_key: str | None, *, commit: bool = True) -> None:
     """Count this request against the action's limits (RateLimited when over them); call it before the
     action changes anything. Committed at once, so the count stands whatever the outcome, unless
-    commit=False: then it is saved with the action, and an action refused as invalid does not count."""
+    commit=False: then it is saved with the action, and an action refused as invalid does not count.
+    The JSON API calls it too, so that a user has one allowance whether they use the web or a token."""
     db = get_session()
     ratelimits.hit(db, action, user_key=user_key, address=request.remote_addr, now=utcnow())
     if commit:

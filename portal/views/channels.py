@@ -9,7 +9,7 @@ from portal.db import get_session
 from portal.errors import RateLimited, ValidationError
 from portal.markup import render_markdown
 from portal.models.notes import KINDS
-from portal.services import acknowledgements, channels, content, digests, notes
+from portal.services import channels, content, digests, notes
 from portal.views import atom, rate_limit, require_sign_in
 
 bp = Blueprint("channels", __name__)
@@ -53,9 +53,8 @@ def compose(slug: str, kind: str):
         values = form_dict()
         try:
             rate_limit("post", str(current_user.id), commit=False)
-            note = notes.post_note(db, channel, current_user, kind, values)
-            if values.get("request_acknowledgement"):
-                acknowledgements.request_acknowledgement(db, note, current_user)
+            note = notes.post_note(db, channel, current_user, kind, values,
+                                   request_acknowledgement=bool(values.get("request_acknowledgement")))
         except RateLimited as limited:
             db.rollback()
             errors, status, headers = {"_": str(limited)}, 429, limited.headers

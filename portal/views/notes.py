@@ -101,21 +101,25 @@ def edit(note_id: int):
     errors = {}
     values = notes.form_values(note)
     preview = None
+    status, headers = 200, {}
     if request.method == "POST" and (preview := preview_of(request.form)) is not None:
         values = form_dict()
     elif request.method == "POST":
         values = form_dict()
         try:
+            rate_limit("post", str(current_user.id), commit=False)
             notes.edit_note(db, note, current_user, values)
+        except RateLimited as limited:
+            errors, status, headers = {"_": str(limited)}, 429, limited.headers
         except ValidationError as error:
-            errors = error.errors
+            errors, status = error.errors, 400
         else:
             db.commit()
             return redirect(url_for("notes.show", note_id=note.id))
     return render_template(
         "notes/form.html", channel=note.channel, kind=note.kind, values=values, errors=errors, note=note,
         topics=content.topics(db), preview=preview,
-    ), 400 if errors else 200
+    ), status, headers
 
 
 @bp.post("/preview")
@@ -217,16 +221,20 @@ def edit_reply(reply_id: int):
     reply = auth.reply_for(db, current_user, reply_id)
     auth.require_author_or_moderator(db, current_user, reply.author_id, reply.note.channel)
     errors, body = {}, reply.body
+    status, headers = 200, {}
     if request.method == "POST":
         body = request.form.get("body", "")
         try:
+            rate_limit("post", str(current_user.id), commit=False)
             replies.edit_reply(db, reply, current_user, body)
+        except RateLimited as limited:
+            errors, status, headers = {"_": str(limited)}, 429, limited.headers
         except ValidationError as error:
-            errors = error.errors
+            errors, status = error.errors, 400
         else:
             db.commit()
             return redirect(url_for("notes.show", note_id=reply.note_id, _anchor=f"reply-{reply.id}"))
-    return render_template("notes/reply_form.html", reply=reply, body=body, errors=errors), 400 if errors else 200
+    return render_template("notes/reply_form.html", reply=reply, body=body, errors=errors), status, headers
 
 
 @bp.get("/replies/<id:reply_id>/history")
