@@ -109,7 +109,7 @@ def bare_template(tmp_path_factory) -> Template:
     """The schema and content/ loaded (and indexed through the outbox), nothing else."""
     template = Template(tmp_path_factory.mktemp("bare"), f"{postgres_test_database()}_template")
     if os.environ.get("PORTAL_TEST_DATABASE_URL"):
-        _recreate_database(postgres_maintenance_url(), template.database)
+        recreate_database(postgres_maintenance_url(), template.database)
     app = template.app()
     with app.app_context():
         Base.metadata.create_all(engine())
@@ -153,7 +153,7 @@ def postgres_maintenance_url() -> URL:
     return make_url(os.environ["PORTAL_TEST_DATABASE_URL"]).set(database="postgres")
 
 
-def _recreate_database(maintenance: URL, name: str, template: str | None = None) -> None:
+def recreate_database(maintenance: URL, name: str, template: str | None = None) -> None:
     """Drop and create a database; copying a template is far faster than creating the schema each time."""
     admin = make_engine(maintenance.render_as_string(hide_password=False)).execution_options(
         isolation_level="AUTOCOMMIT")
@@ -169,7 +169,7 @@ def copy_template(template: Template, directory: Path, database: str) -> None:
     """The template's database into `directory/portal.sqlite3` (or the PostgreSQL database `database`)
     and its search index into `directory/search`."""
     if os.environ.get("PORTAL_TEST_DATABASE_URL"):
-        _recreate_database(postgres_maintenance_url(), database, template.database)
+        recreate_database(postgres_maintenance_url(), database, template.database)
     else:
         shutil.copyfile(template.directory / "portal.sqlite3", directory / "portal.sqlite3")
     shutil.copytree(template.directory / "search", directory / "search")

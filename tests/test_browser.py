@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from portal.services.demo import DEMO_PASSWORD
+from tests.conftest import postgres_maintenance_url, postgres_test_database, recreate_database
 from tests.smtp import free_port
 
 CHROMIUM = Path(os.environ.get("PORTAL_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -49,9 +50,8 @@ if missing and os.environ.get("PORTAL_REQUIRE_BROWSER"):
     raise RuntimeError(f"browser tests required but {missing}")
 pytestmark = [
     pytest.mark.skipif(bool(missing), reason=f"browser tests skipped: {missing}"),
-    # The served portal runs on its own SQLite file: running the page tests again in the PostgreSQL
-    # pass of `make test` would only repeat them.
-    pytest.mark.skipif(bool(os.environ.get("PORTAL_TEST_DATABASE_URL")), reason="page tests run in the SQLite pass"),
+    # The served portal runs on the pass's database: SQLite in one pass of `make test`, PostgreSQL in the other.
+    pytest.mark.database,
 ]
 
 
@@ -65,6 +65,11 @@ def server(tmp_path_factory):
     env = {**os.environ, "PORTAL_INSTANCE_PATH": str(instance), "FLASK_APP": "portal",
            "PORTAL_RATE_LIMIT_SIGN_IN_USER": "off", "PORTAL_RATE_LIMIT_SIGN_IN_ADDRESS": "off"}
     env.pop("PORTAL_TEST_DATABASE_URL", None)
+    if os.environ.get("PORTAL_TEST_DATABASE_URL"):
+        database = f"{postgres_test_database()}_browser"
+        recreate_database(postgres_maintenance_url(), database)
+        env["PORTAL_DATABASE_URL"] = postgres_maintenance_url().set(database=database).render_as_string(
+            hide_password=False)
     flask = [sys.executable, "-m", "flask", "--app", "portal"]
     for command in (["init"], ["demo"]):
         subprocess.run(flask + command, env=env, check=True, capture_output=True)
