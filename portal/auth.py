@@ -137,9 +137,11 @@ def reply_for(session: Session, user: User, reply_id: int) -> Reply:
 
 
 # Built once: every note page asks it (session.get builds its statement each time it misses, and most
-# readers are no channel's member).
-_IS_CHANNEL_MODERATOR = select(ChannelMembership.is_moderator).where(
-    ChannelMembership.channel_id == bindparam("channel_id"), ChannelMembership.user_id == bindparam("user_id")
+# readers are no channel's member). Of the table's columns: the session runs it as plain Core, without
+# the ORM's result set-up for what is one value.
+_MEMBERSHIPS = ChannelMembership.__table__.c
+_IS_CHANNEL_MODERATOR = select(_MEMBERSHIPS.is_moderator).where(
+    _MEMBERSHIPS.channel_id == bindparam("channel_id"), _MEMBERSHIPS.user_id == bindparam("user_id")
 )
 
 

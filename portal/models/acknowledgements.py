@@ -20,8 +20,6 @@ class AcknowledgementRequest(Base):
     requested_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    requested_by: Mapped[User] = relationship(lazy="joined")
-
 
 class Acknowledgement(Base):
     """One reader of the asked side acknowledged the note; their organisation counts as having done so."""
