@@ -12,7 +12,7 @@ from portal.markup import render_markdown
 from portal.models import Note, Reply
 from portal.services import acknowledgements, content, notes, replies
 from portal.views import rate_limit, require_sign_in
-from portal.views.channels import form_dict, preview_of
+from portal.views.channels import note_form
 
 bp = Blueprint("notes", __name__)
 bp.before_request(require_sign_in)
@@ -98,28 +98,8 @@ def edit(note_id: int):
     db = get_session()
     note = _note(note_id)
     auth.require_author_or_moderator(db, current_user, note.author_id, note.channel)
-    errors = {}
-    values = notes.form_values(note)
-    preview = None
-    status, headers = 200, {}
-    if request.method == "POST" and (preview := preview_of(request.form)) is not None:
-        values = form_dict()
-    elif request.method == "POST":
-        values = form_dict()
-        try:
-            rate_limit("post", str(current_user.id), commit=False)
-            notes.edit_note(db, note, current_user, values)
-        except RateLimited as limited:
-            errors, status, headers = {"_": str(limited)}, 429, limited.headers
-        except ValidationError as error:
-            errors, status = error.errors, 400
-        else:
-            db.commit()
-            return redirect(url_for("notes.show", note_id=note.id))
-    return render_template(
-        "notes/form.html", channel=note.channel, kind=note.kind, values=values, errors=errors, note=note,
-        topics=content.topics(db), preview=preview,
-    ), status, headers
+    return note_form(db, lambda values: notes.edit_note(db, note, current_user, values),
+                     values=notes.form_values(note), channel=note.channel, kind=note.kind, note=note)
 
 
 @bp.post("/preview")
