@@ -43,6 +43,21 @@ def test_nobody_to_ask_in_a_one_sided_channel(app, db, world):
     assert db.get(AcknowledgementRequest, note.id) is None
 
 
+def test_asking_and_acknowledging_go_back_to_the_acknowledgement_section(app, db, world):
+    note = world.notes["joint"]  # by eva (EU): the JP side is asked
+    asked = signed_in_client(app, world.eu_member).post(f"/notes/{note.id}/acknowledgement-request")
+    assert asked.location == f"/notes/{note.id}#acknowledgement"
+    acknowledged = signed_in_client(app, world.jp_member).post(f"/notes/{note.id}/acknowledge")
+    assert acknowledged.location == f"/notes/{note.id}#acknowledgement"
+    # A refusal too, its message without the name of the compose form's field.
+    one_sided = world.notes["eu"]
+    eva = signed_in_client(app, world.eu_member)
+    refused = eva.post(f"/notes/{one_sided.id}/acknowledgement-request")
+    assert refused.location == f"/notes/{one_sided.id}#acknowledgement"
+    page = eva.get(refused.location).get_data(as_text=True)
+    assert "Nobody on the JP side" in page and "request_acknowledgement:" not in page
+
+
 def test_asked_when_posting(app, db, world):
     client = signed_in_client(app, world.jp_member)
     form = {"title": "Please confirm receipt", "body": "Our guidelines.", "lang": "en", "marking": "limited",

@@ -158,6 +158,19 @@ def test_permissions_are_those_at_send_time(app, db, world, smtp, runner):
     assert len(smtp.mailbox.to(world.jp_member.email)) == 1
 
 
+def test_only_active_officials_with_a_password_get_their_unmuted_subscriptions(app, db, world, smtp, runner):
+    invited = accounts.create_user(db, email="invited@ec.example.eu", name="Invited",
+                                   organisation=world.eu_member.organisation)  # no password set yet
+    for user in (world.eu_member, invited, world.jp_member):
+        follow(db, user, topic="dsa")
+    subscriptions.set_muted(db, follow(db, world.jp_member, topic="dsa"), True, actor=None)
+    follow(db, world.eu_moderator, "weekly", topic="dsa")
+    db.commit()
+    result = send(runner)
+    assert result.exit_code == 0 and "sent 1," in result.output
+    assert [message["To"] for message in smtp.mailbox.messages] == [world.eu_member.email]
+
+
 def test_empty_digests_are_not_sent(app, db, world, smtp, runner):
     follow(db, world.eu_member, topic="minors")
     result = send(runner)

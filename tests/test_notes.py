@@ -290,6 +290,32 @@ def test_preview_shows_the_sanitised_text_and_saves_nothing(client, db, world):
     assert db.scalar(select(func.count()).select_from(Note)) == before
 
 
+def test_previewing_an_edit_shows_the_new_text_and_saves_nothing(client, db, world):
+    login(client, world.eu_member)
+    note = world.notes["joint"]
+    title = note.title
+    typed = {"title": "Retitled", "body": "**Bold** <script>alert(1)</script>", "lang": "en", "marking": "limited"}
+    response = client.post(f"/notes/{note.id}/edit", data={**typed, "preview": "1"})
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "<strong>Bold</strong>" in page and "<script>alert(1)</script>" not in page
+    assert 'value="Retitled"' in page  # the form keeps what was typed
+    db.expire_all()
+    assert (db.get(Note, note.id).title, db.get(Note, note.id).revision) == (title, 1)
+
+
+def test_a_refused_edit_shows_the_form_again_and_changes_nothing(client, db, world):
+    login(client, world.eu_member)
+    note = world.notes["joint"]
+    body = note.body
+    response = client.post(f"/notes/{note.id}/edit", data={"title": "", "body": "New text", "lang": "en",
+                                                           "marking": "limited"})
+    assert response.status_code == 400
+    assert "New text" in response.get_data(as_text=True)
+    db.expire_all()
+    assert (db.get(Note, note.id).body, db.get(Note, note.id).revision) == (body, 1)
+
+
 def test_live_preview_renders_like_a_saved_note(client, world):
     login(client, world.eu_member)
     response = client.post("/preview", data={"body": "A [link](javascript:alert(1)) and *emphasis*"})

@@ -12,6 +12,7 @@ from portal.db import utcnow
 from portal.errors import SignInRefused
 from portal.models import AuditEvent, RecoveryCode, SignInFailure, TwoFactorCredential
 from portal.services import accounts, twofactor
+from portal.views.twofactor import ENROLLING
 from tests.conftest import PASSWORD, login, next_totp_code
 from tests.test_markup import html_problems
 from tests.test_security import signed_in_user_id
@@ -84,6 +85,20 @@ def test_an_admin_must_enrol_and_can_reach_nothing_before(client, db, world):
     assert [e.details for e in events(db, "user.sign_in")] == [{"two_factor": True}]
     assert len(events(db, "user.enrol_two_factor")) == 1
     assert "code" not in str(events(db, "user.enrol_two_factor")[0].details)
+
+
+def test_the_qr_code_and_the_secret_are_only_of_ones_own_enrolment(client, world):
+    assert password_step(client, world.eu_admin) == "/account/two-factor"
+    assert client.get("/account/two-factor/qr.svg").status_code == 404  # no enrolment begun yet
+    # A secret in the cookie that is another official's is neither drawn nor offered.
+    with client.session_transaction() as cookie:
+        cookie[ENROLLING] = {"user_id": world.eu_member.id, "secret": "JBSWY3DPEHPK3PXP"}
+    assert client.get("/account/two-factor/qr.svg").status_code == 404
+    page = client.get("/account/two-factor").get_data(as_text=True)
+    assert "JBSWY3DPEHPK3PXP" not in page
+    assert client.get("/account/two-factor/qr.svg").status_code == 200
+    assert SECRET.search(client.get("/account/two-factor").get_data(as_text=True)).group(1) == \
+        SECRET.search(page).group(1)  # the new one is kept
 
 
 def test_an_enrolled_official_signs_in_in_two_steps(app, client, db, world):

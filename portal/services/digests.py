@@ -18,7 +18,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import ngettext, pgettext
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, contains_eager
 
 from portal import auth, i18n, mail
 from portal.db import utcnow
@@ -385,8 +385,9 @@ def send_digests(session: Session, *, frequency: str, at: datetime, dry_run: boo
     earliest = until - CATCH_UP[frequency]
     report = SendReport(frequency, until, dry_run)
     by_reader: dict[int, list[Subscription]] = defaultdict(list)
+    # The reader comes with the join that chooses the subscriptions (sub.user): no second query for them.
     for sub in session.scalars(
-        select(Subscription).join(User, Subscription.user_id == User.id)
+        select(Subscription).join(User, Subscription.user_id == User.id).options(contains_eager(Subscription.user))
         .where(Subscription.frequency == frequency, Subscription.is_muted.is_(False), User.is_active.is_(True),
                User.password_hash.is_not(None))
         .order_by(Subscription.user_id, Subscription.id)
@@ -394,8 +395,6 @@ def send_digests(session: Session, *, frequency: str, at: datetime, dry_run: boo
         by_reader[sub.user_id].append(sub)
     if not by_reader:
         return report
-    readers = {user.id: user for user in session.scalars(select(User).where(User.id.in_(select(
-        Subscription.user_id).where(Subscription.frequency == frequency, Subscription.is_muted.is_(False)))))}
     last_end = dict(session.execute(
         select(DigestDelivery.user_id, func.max(DigestDelivery.period_end))
         .where(DigestDelivery.frequency == frequency, DigestDelivery.status.in_(FINISHED))
@@ -412,9 +411,8 @@ def send_digests(session: Session, *, frequency: str, at: datetime, dry_run: boo
                         sides=SIDES if frequency != "immediate" else ())
     with mail.transport() as transport:
         for number, (user_id, subs) in enumerate(by_reader.items(), 1):
-            reader = readers.get(user_id)
-            if reader is not None and not report.aborted:
-                _send_to_reader(session, report, transport, reader, subs, activity, since[user_id],
+            if not report.aborted:
+                _send_to_reader(session, report, transport, subs[0].user, subs, activity, since[user_id],
                                 deliveries[user_id], checkpoint)
             if progress:
                 progress(number)

@@ -43,32 +43,12 @@ def compose(slug: str, kind: str):
     if kind not in KINDS:
         abort(404)
     auth.require_writable(channel)
-    errors = {}
-    values = {"lang": current_user.lang, "marking": "limited", "case_status": "open"}
-    preview = None
-    status, headers = 200, {}
-    if request.method == "POST" and (preview := preview_of(request.form)) is not None:
-        values = form_dict()
-    elif request.method == "POST":
-        values = form_dict()
-        try:
-            rate_limit("post", str(current_user.id), commit=False)
-            note = notes.post_note(db, channel, current_user, kind, values,
-                                   request_acknowledgement=bool(values.get("request_acknowledgement")))
-        except RateLimited as limited:
-            db.rollback()
-            errors, status, headers = {"_": str(limited)}, 429, limited.headers
-        except ValidationError as error:
-            # Nothing half-posted: a note whose acknowledgement request is refused is not kept either.
-            db.rollback()
-            errors, status = error.errors, 400
-        else:
-            db.commit()
-            return redirect(url_for("notes.show", note_id=note.id))
-    return render_template(
-        "notes/form.html", channel=channel, kind=kind, values=values, errors=errors, note=None,
-        topics=content.topics(db), preview=preview,
-    ), status, headers
+    return note_form(
+        db, lambda values: notes.post_note(db, channel, current_user, kind, values,
+                                           request_acknowledgement=bool(values.get("request_acknowledgement"))),
+        values={"lang": current_user.lang, "marking": "limited", "case_status": "open"},
+        channel=channel, kind=kind,
+    )
 
 
 @bp.get("/channels/<slug>/feed.atom")
@@ -78,6 +58,33 @@ def feed(slug: str):
     rows, _ = notes.channel_notes(db, channel, per_page=50)
     return atom(channel.name(current_user.lang), url_for("channels.show", slug=channel.slug, _external=True),
                 digests.note_entries(rows), channel.created_at)
+
+
+def note_form(db, save, *, values: dict, channel, kind: str, note=None):
+    """The compose form, for a new note and an edit alike: its Preview button shows the body as it will
+    look and saves nothing; its Save button calls save(values) and goes to the note it returns."""
+    errors, preview = {}, None
+    status, headers = 200, {}
+    if request.method == "POST":
+        values, preview = form_dict(), preview_of(request.form)
+    if request.method == "POST" and preview is None:
+        try:
+            rate_limit("post", str(current_user.id), commit=False)
+            saved = save(values)
+        except RateLimited as limited:
+            db.rollback()
+            errors, status, headers = {"_": str(limited)}, 429, limited.headers
+        except ValidationError as error:
+            # Nothing half-saved: a note whose acknowledgement request is refused is not kept either.
+            db.rollback()
+            errors, status = error.errors, 400
+        else:
+            db.commit()
+            return redirect(url_for("notes.show", note_id=saved.id))
+    return render_template(
+        "notes/form.html", channel=channel, kind=kind, values=values, errors=errors, note=note,
+        topics=content.topics(db), preview=preview,
+    ), status, headers
 
 
 def preview_of(form) -> Markup | None:

@@ -12,7 +12,7 @@ from portal.markup import render_markdown
 from portal.models import Note, Reply
 from portal.services import acknowledgements, content, notes, replies
 from portal.views import rate_limit, require_sign_in
-from portal.views.channels import form_dict, preview_of
+from portal.views.channels import note_form
 
 bp = Blueprint("notes", __name__)
 bp.before_request(require_sign_in)
@@ -98,28 +98,8 @@ def edit(note_id: int):
     db = get_session()
     note = _note(note_id)
     auth.require_author_or_moderator(db, current_user, note.author_id, note.channel)
-    errors = {}
-    values = notes.form_values(note)
-    preview = None
-    status, headers = 200, {}
-    if request.method == "POST" and (preview := preview_of(request.form)) is not None:
-        values = form_dict()
-    elif request.method == "POST":
-        values = form_dict()
-        try:
-            rate_limit("post", str(current_user.id), commit=False)
-            notes.edit_note(db, note, current_user, values)
-        except RateLimited as limited:
-            errors, status, headers = {"_": str(limited)}, 429, limited.headers
-        except ValidationError as error:
-            errors, status = error.errors, 400
-        else:
-            db.commit()
-            return redirect(url_for("notes.show", note_id=note.id))
-    return render_template(
-        "notes/form.html", channel=note.channel, kind=note.kind, values=values, errors=errors, note=note,
-        topics=content.topics(db), preview=preview,
-    ), status, headers
+    return note_form(db, lambda values: notes.edit_note(db, note, current_user, values),
+                     values=notes.form_values(note), channel=note.channel, kind=note.kind, note=note)
 
 
 @bp.post("/preview")
@@ -134,34 +114,36 @@ def history(note_id: int):
     return render_template("notes/history.html", note=note, revisions=notes.revision_diffs(note))
 
 
-def _act(note_id: int, action, message: str, **kwargs):
-    """Run one service action on a note from a POST, then go back to the note."""
+def act_on_note(note_id: int, action, message: str, *, anchor: str | None = None, field: str | None = None,
+                **kwargs):
+    """Run one service action on a note from a POST, then go back to the note (at `anchor`). A refusal
+    is flashed; one the service keys to a compose-form `field` shows its message without the field's name."""
     db = get_session()
     note = _note(note_id, **kwargs)
     try:
         action(db, note)
     except ValidationError as error:
-        flash(str(error), "error")
+        flash(str(error.errors.get(field) or error), "error")
     else:
         db.commit()
         flash(message)
-    return redirect(url_for("notes.show", note_id=note.id))
+    return redirect(url_for("notes.show", note_id=note.id, _anchor=anchor))
 
 
 @bp.post("/notes/<id:note_id>/delete")
 def delete(note_id: int):
-    return _act(note_id, lambda db, note: notes.delete_note(db, note, current_user), _("The note was deleted."))
+    return act_on_note(note_id, lambda db, note: notes.delete_note(db, note, current_user), _("The note was deleted."))
 
 
 @bp.post("/notes/<id:note_id>/restore")
 def restore(note_id: int):
-    return _act(note_id, lambda db, note: notes.restore_note(db, note, current_user),
-                _("The note was restored."), include_deleted=True)
+    return act_on_note(note_id, lambda db, note: notes.restore_note(db, note, current_user),
+                       _("The note was restored."), include_deleted=True)
 
 
 @bp.post("/notes/<id:note_id>/status")
 def status(note_id: int):
-    return _act(note_id, lambda db, note: notes.set_case_status(
+    return act_on_note(note_id, lambda db, note: notes.set_case_status(
         db, note, current_user, request.form.get("case_status", "")), _("The case status was changed."))
 
 
@@ -173,19 +155,19 @@ def accept(note_id: int):
             raise ValidationError(_("Choose the reply that answers the question."))
         notes.accept_answer(db, note, reply, current_user)
 
-    return _act(note_id, accept_reply, _("The answer was accepted."))
+    return act_on_note(note_id, accept_reply, _("The answer was accepted."))
 
 
 @bp.post("/notes/<id:note_id>/decline")
 def decline(note_id: int):
-    return _act(note_id, lambda db, note: notes.decline_question(
+    return act_on_note(note_id, lambda db, note: notes.decline_question(
         db, note, current_user, request.form.get("grounds", "")), _("The question was declined."))
 
 
 @bp.post("/notes/<id:note_id>/reopen")
 def reopen(note_id: int):
-    return _act(note_id, lambda db, note: notes.reopen_question(db, note, current_user),
-                _("The question is open again."))
+    return act_on_note(note_id, lambda db, note: notes.reopen_question(db, note, current_user),
+                       _("The question is open again."))
 
 
 @bp.post("/notes/<id:note_id>/replies")

@@ -46,16 +46,24 @@ def _enrolling_user():
     return pending_sign_in("enrol")
 
 
+def _secret_enrolling(user) -> str | None:
+    """The secret this user is enrolling, from the cookie; None if none is, or it is another user's."""
+    enrolling = session.get(ENROLLING)
+    if isinstance(enrolling, dict) and enrolling.get("user_id") == user.id:
+        return enrolling["secret"]
+    return None
+
+
 @bp.get("/account/two-factor/qr.svg")
 def qr():
     """The QR code of the secret being enrolled, as an image file (the CSP allows no data: URLs)."""
     held = _enrolling_user()
     if held is None:
         return redirect(url_for("auth.login"))
-    enrolling = session.get(ENROLLING)
-    if not (isinstance(enrolling, dict) and enrolling.get("user_id") == held[0].id):
+    secret = _secret_enrolling(held[0])
+    if secret is None:
         raise NotFound("enrolment")
-    svg = twofactor.qr_code(twofactor.provisioning_uri(held[0], enrolling["secret"]))
+    svg = twofactor.qr_code(twofactor.provisioning_uri(held[0], secret))
     return svg, 200, {"Content-Type": "image/svg+xml"}
 
 
@@ -72,10 +80,10 @@ def setup():
     if credential is not None:
         return render_template("twofactor/status.html", credential=credential,
                                codes_left=twofactor.recovery_codes_left(db, user))
-    enrolling = session.get(ENROLLING)
-    if not (isinstance(enrolling, dict) and enrolling.get("user_id") == user.id):
-        enrolling = session[ENROLLING] = {"user_id": user.id, "secret": twofactor.new_secret()}
-    secret = enrolling["secret"]
+    secret = _secret_enrolling(user)
+    if secret is None:
+        secret = twofactor.new_secret()
+        session[ENROLLING] = {"user_id": user.id, "secret": secret}
     errors = {}
     if request.method == "POST":
         try:
