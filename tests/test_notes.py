@@ -88,8 +88,10 @@ def test_question_declined_with_grounds_by_the_addressed_side(client, world, app
     assert client.post(f"/notes/{note.id}/decline", data={"grounds": "No"}).status_code == 403
     jp = app.test_client()
     login(jp, world.jp_member)
-    jp.post(f"/notes/{note.id}/decline", data={"grounds": ""})
+    refused = jp.post(f"/notes/{note.id}/decline", data={"grounds": ""}, follow_redirects=True).get_data(as_text=True)
     assert db.get(Note, note.id).question_state == "open"  # grounds are required
+    # Said as a sentence, in the reader's language, not prefixed with the form field's name "grounds".
+    assert re.findall(r'<p class="flash error"[^>]*>(.*?)</p>', refused) == ["辞退の理由を入力してください。"]
     jp.post(f"/notes/{note.id}/decline", data={"grounds": "Covered by confidentiality rules."})
     db.expire_all()
     assert db.get(Note, note.id).question_state == "declined"

@@ -17,7 +17,6 @@ def request_acknowledgement(note_id: int):
     return act_on_note(
         note_id, lambda db, note: acknowledgements.request_acknowledgement(db, note, current_user),
         _("The other side is asked to acknowledge this note."), anchor="acknowledgement",
-        field="request_acknowledgement",
     )
 
 

@@ -114,16 +114,15 @@ def history(note_id: int):
     return render_template("notes/history.html", note=note, revisions=notes.revision_diffs(note))
 
 
-def act_on_note(note_id: int, action, message: str, *, anchor: str | None = None, field: str | None = None,
-                **kwargs):
+def act_on_note(note_id: int, action, message: str, *, anchor: str | None = None, **kwargs):
     """Run one service action on a note from a POST, then go back to the note (at `anchor`). A refusal
-    is flashed; one the service keys to a compose-form `field` shows its message without the field's name."""
+    is flashed as its messages alone: the note page shows no form field they could be named after."""
     db = get_session()
     note = _note(note_id, **kwargs)
     try:
         action(db, note)
     except ValidationError as error:
-        flash(str(error.errors.get(field) or error), "error")
+        flash(" ".join(str(text) for text in error.errors.values()), "error")
     else:
         db.commit()
         flash(message)
