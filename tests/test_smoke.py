@@ -19,3 +19,9 @@ def test_links_follow_the_mount_point_of_each_request(client, world):
         assert f'href="{prefix}/static/portal.css"' in page
         assert f'href="{prefix}/channels"' in page
         assert f'action="{prefix}/search"' in page
+    # The replies' links are patterns made once per mount point too, then given each note's id.
+    for key, prefix in (("joint", ""), ("eu", "/portal"), ("joint", "")):
+        note, reply = world.notes[key], world.replies[key]
+        page = client.get(f"/notes/{note.id}", base_url=f"http://localhost{prefix}").get_data(as_text=True)
+        assert f'href="{prefix}/notes/{note.id}#reply-{reply.id}"' in page
+        assert f'href="{prefix}/notes/{note.id}/replies/{reply.id}#respond"' in page

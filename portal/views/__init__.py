@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Flask, has_request_context, redirect, render_template, request, url_for
 from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
 from werkzeug.routing import BaseConverter, ValidationError
 
 from portal import i18n
@@ -47,8 +48,23 @@ def register(app: Flask) -> None:
             "MARKINGS": MARKINGS,
             "CASE_STATUSES": CASE_STATUSES,
             "unread_notifications": _unread_notifications,
+            "csrf_token": _csrf_token_once(),
             **i18n.template_gettext(),
         }
+
+
+def _csrf_token_once():
+    """csrf_token() for one render: Flask-WTF's looks its settings and the request's token up again for
+    each form (a thread page has five). Still made on first use only, as a page without a form makes none."""
+    token = None
+
+    def csrf_token() -> str:
+        nonlocal token
+        if token is None:
+            token = generate_csrf()
+        return token
+
+    return csrf_token
 
 
 def _remembering_url_for(app: Flask):

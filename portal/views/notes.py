@@ -23,23 +23,32 @@ def _note(note_id: int, **kwargs):
 
 
 _PLACEHOLDER_ID = 987654321987654321
+_LINKS: dict[str, dict[str, str]] = {}  # per script root: the patterns with "{note}" for the note's id
 
 
 def reply_links(note) -> dict[str, str]:
-    """URLs for a thread's replies as str.format patterns: url_for once per page, not per reply."""
+    """URLs for a thread's replies as str.format patterns: built with url_for once per script root (the
+    mount point the server gives), not on every page, and never per reply."""
+    patterns = _LINKS.get(request.script_root)
+    if patterns is None:
+        def pattern(endpoint: str, **values) -> str:
+            return url_for(endpoint, **values).replace(str(_PLACEHOLDER_ID), "{}").replace(
+                str(_PLACEHOLDER_ID + 1), "{note}")
 
-    def pattern(endpoint: str, **values) -> str:
-        return url_for(endpoint, **values).replace(str(_PLACEHOLDER_ID), "{}")
-
-    return {
-        "note": url_for("notes.show", note_id=note.id),
-        "accept": url_for("notes.accept", note_id=note.id),
-        "subthread": pattern("notes.subthread", note_id=note.id, reply_id=_PLACEHOLDER_ID),
-        "edit": pattern("notes.edit_reply", reply_id=_PLACEHOLDER_ID),
-        "delete": pattern("notes.delete_reply", reply_id=_PLACEHOLDER_ID),
-        "history": pattern("notes.reply_history", reply_id=_PLACEHOLDER_ID),
-        "restore": pattern("notes.restore_reply", reply_id=_PLACEHOLDER_ID),
-    }
+        note_id = _PLACEHOLDER_ID + 1
+        patterns = {
+            "note": pattern("notes.show", note_id=note_id),
+            "accept": pattern("notes.accept", note_id=note_id),
+            "subthread": pattern("notes.subthread", note_id=note_id, reply_id=_PLACEHOLDER_ID),
+            "edit": pattern("notes.edit_reply", reply_id=_PLACEHOLDER_ID),
+            "delete": pattern("notes.delete_reply", reply_id=_PLACEHOLDER_ID),
+            "history": pattern("notes.reply_history", reply_id=_PLACEHOLDER_ID),
+            "restore": pattern("notes.restore_reply", reply_id=_PLACEHOLDER_ID),
+        }
+        if len(_LINKS) < 1000:  # the script root comes from the server; never let it grow the cache
+            _LINKS[request.script_root] = patterns
+    note_id = str(note.id)
+    return {name: pattern.replace("{note}", note_id) for name, pattern in patterns.items()}
 
 
 # What the note page shows of the note, joined to it rather than one lazy load each, and what it does
