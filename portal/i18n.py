@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, time, timezone
 from functools import cache
+from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo, available_timezones
 
 from flask import Flask, g, has_request_context, request, session
@@ -171,6 +172,11 @@ def label(value: str | None) -> str:
     return str(LABELS.get(value, value or ""))
 
 
+# Per catalogue, what each message without arguments is in an HTML page: the same Markup every time,
+# so it is made once rather than escaped and %-formatted on every page (most of a page's messages).
+_PLAIN_MESSAGES: WeakKeyDictionary = WeakKeyDictionary()
+
+
 def template_gettext() -> dict:
     """`_`, gettext, ngettext and pgettext for the templates of one render, bound to its catalogue.
 
@@ -180,9 +186,19 @@ def template_gettext() -> dict:
     arguments). Bound when a template is rendered, so force_locale (an e-mail) gets its own language.
     """
     translations = get_translations()
+    plain = _PLAIN_MESSAGES.get(translations)
+    if plain is None:
+        plain = _PLAIN_MESSAGES[translations] = {}
 
     @pass_context
     def gettext(context, string: str, **variables):
+        if not variables and context.eval_ctx.autoescape:
+            text = plain.get(string)
+            if text is None:
+                text = Markup(translations.ugettext(string)) % variables
+                if len(plain) < 10_000:  # messages are the templates' literals; never let it grow unbounded
+                    plain[string] = text
+            return text
         text = translations.ugettext(string)
         return (Markup(text) if context.eval_ctx.autoescape else text) % variables
 
