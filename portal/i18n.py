@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from flask import Flask, g, has_request_context, request, session
 from flask_babel import Babel, force_locale, get_locale, get_translations
-from jinja2 import pass_context
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from jinja2 import pass_context
 from markupsafe import Markup, escape
 
 from portal.errors import is_api_request
@@ -199,22 +199,24 @@ def template_gettext() -> dict:
                 if len(plain) < 10_000:  # messages are the templates' literals; never let it grow unbounded
                     plain[string] = text
             return text
-        text = translations.ugettext(string)
-        return (Markup(text) if context.eval_ctx.autoescape else text) % variables
+        return _formatted(context, translations.ugettext(string), variables)
 
     @pass_context
     def ngettext(context, singular: str, plural: str, num: int, **variables):
         variables.setdefault("num", num)
-        text = translations.ungettext(singular, plural, num)
-        return (Markup(text) if context.eval_ctx.autoescape else text) % variables
+        return _formatted(context, translations.ungettext(singular, plural, num), variables)
 
     @pass_context
     def pgettext(context, message_context: str, string: str, **variables):
         variables.setdefault("context", message_context)
-        text = translations.upgettext(message_context, string)
-        return (Markup(text) if context.eval_ctx.autoescape else text) % variables
+        return _formatted(context, translations.upgettext(message_context, string), variables)
 
     return {"_": gettext, "gettext": gettext, "ngettext": ngettext, "pgettext": pgettext}
+
+
+def _formatted(context, text: str, variables: dict):
+    # Jinja's newstyle gettext: Markup in an HTML template, so the arguments are escaped into it.
+    return (Markup(text) if context.eval_ctx.autoescape else text) % variables
 
 
 def init_app(app: Flask) -> None:

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 import pyotp
 import pytest
@@ -20,7 +19,7 @@ from hypothesis import settings
 from jinja2 import BytecodeCache
 from sqlalchemy import URL, event, make_url, select, text
 
-from portal import create_app, i18n
+from portal import create_app
 from portal.db import Base, engine, get_session, make_engine
 from portal.models import Channel, Note, Reply, TwoFactorCredential, User
 from portal.services import accounts, channels, content, notes, replies
@@ -203,11 +202,6 @@ def runner(app):
 def db(app):
     with app.app_context():
         yield get_session()
-
-
-def today_for(user) -> date:
-    """The date on this official's calendar, from which the pages count days left."""
-    return datetime.now(ZoneInfo(i18n.zone_of(user))).date()
 
 
 def signed_in_client(app, user) -> FlaskClient:

@@ -14,10 +14,11 @@ from sqlalchemy import select, text
 
 from portal.api.openapi import DOCUMENT
 from portal.db import engine, utcnow
+from portal.i18n import today_for
 from portal.models import AcknowledgementRequest, ApiToken, AuditEvent, Note, NoteRevision, Reply, SearchOutbox
 from portal.services import notes, replies, tokens
 from portal.services import search as search_service
-from tests.conftest import PASSWORD, login, make_app, signed_in_client, today_for
+from tests.conftest import PASSWORD, login, make_app, signed_in_client
 
 REGISTRY = Registry().with_resource("urn:api", Resource(contents=DOCUMENT, specification=DRAFT202012))
 RULE_ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")

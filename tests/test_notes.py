@@ -6,9 +6,10 @@ from datetime import date, timedelta
 
 from sqlalchemy import func, select
 
+from portal.i18n import today_for
 from portal.models import Note, Reply
 from portal.services import notes, replies
-from tests.conftest import login, today_for
+from tests.conftest import login
 
 DAY = timedelta(days=1)
 

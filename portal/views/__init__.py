@@ -67,21 +67,28 @@ def _csrf_token_once():
     return csrf_token
 
 
+def remembered_per_mount(cache: dict, key, build):
+    """What build() gives for `key` under this request's script root (the mount point the server
+    gives), built once and kept in `cache`: links that do not change from page to page."""
+    full_key = (request.script_root, key)
+    value = cache.get(full_key)
+    if value is None:
+        value = build()
+        if len(cache) < 1000:  # the script root comes from the server; never let it grow the cache
+            cache[full_key] = value
+    return value
+
+
 def _remembering_url_for(app: Flask):
     """url_for for templates that builds a link without arguments (the header's links, a stylesheet)
     once per script root rather than on every page: about 15 a page, each a walk of the URL map."""
-    built: dict[tuple[str, str, str | None], str] = {}
+    built: dict = {}
 
     def template_url_for(endpoint: str, **values) -> str:
         if (values and (endpoint != "static" or values.keys() != {"filename"})) or not has_request_context():
             return app.url_for(endpoint, **values)
-        key = (request.script_root, endpoint, values.get("filename"))
-        url = built.get(key)
-        if url is None:
-            url = app.url_for(endpoint, **values)
-            if len(built) < 1000:  # the script root comes from the server; never let it grow the cache
-                built[key] = url
-        return url
+        return remembered_per_mount(built, (endpoint, values.get("filename")),
+                                    lambda: app.url_for(endpoint, **values))
 
     return template_url_for
 

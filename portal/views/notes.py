@@ -11,7 +11,7 @@ from portal.errors import NotFound, RateLimited, ValidationError
 from portal.markup import render_markdown
 from portal.models import Note, Reply
 from portal.services import acknowledgements, content, notes, replies
-from portal.views import rate_limit, require_sign_in
+from portal.views import rate_limit, remembered_per_mount, require_sign_in
 from portal.views.channels import note_form
 
 bp = Blueprint("notes", __name__)
@@ -23,32 +23,32 @@ def _note(note_id: int, **kwargs):
 
 
 _PLACEHOLDER_ID = 987654321987654321
-_LINKS: dict[str, dict[str, str]] = {}  # per script root: the patterns with "{note}" for the note's id
+_LINKS: dict = {}  # the patterns, with "{note}" for the note's id
 
 
 def reply_links(note) -> dict[str, str]:
-    """URLs for a thread's replies as str.format patterns: built with url_for once per script root (the
-    mount point the server gives), not on every page, and never per reply."""
-    patterns = _LINKS.get(request.script_root)
-    if patterns is None:
-        def pattern(endpoint: str, **values) -> str:
-            return url_for(endpoint, **values).replace(str(_PLACEHOLDER_ID), "{}").replace(
-                str(_PLACEHOLDER_ID + 1), "{note}")
-
-        note_id = _PLACEHOLDER_ID + 1
-        patterns = {
-            "note": pattern("notes.show", note_id=note_id),
-            "accept": pattern("notes.accept", note_id=note_id),
-            "subthread": pattern("notes.subthread", note_id=note_id, reply_id=_PLACEHOLDER_ID),
-            "edit": pattern("notes.edit_reply", reply_id=_PLACEHOLDER_ID),
-            "delete": pattern("notes.delete_reply", reply_id=_PLACEHOLDER_ID),
-            "history": pattern("notes.reply_history", reply_id=_PLACEHOLDER_ID),
-            "restore": pattern("notes.restore_reply", reply_id=_PLACEHOLDER_ID),
-        }
-        if len(_LINKS) < 1000:  # the script root comes from the server; never let it grow the cache
-            _LINKS[request.script_root] = patterns
+    """URLs for a thread's replies as str.format patterns: built with url_for once per script root, not
+    on every page, and never per reply."""
+    patterns = remembered_per_mount(_LINKS, "replies", _reply_link_patterns)
     note_id = str(note.id)
     return {name: pattern.replace("{note}", note_id) for name, pattern in patterns.items()}
+
+
+def _reply_link_patterns() -> dict[str, str]:
+    def pattern(endpoint: str, **values) -> str:
+        return url_for(endpoint, **values).replace(str(_PLACEHOLDER_ID), "{}").replace(
+            str(_PLACEHOLDER_ID + 1), "{note}")
+
+    note_id = _PLACEHOLDER_ID + 1
+    return {
+        "note": pattern("notes.show", note_id=note_id),
+        "accept": pattern("notes.accept", note_id=note_id),
+        "subthread": pattern("notes.subthread", note_id=note_id, reply_id=_PLACEHOLDER_ID),
+        "edit": pattern("notes.edit_reply", reply_id=_PLACEHOLDER_ID),
+        "delete": pattern("notes.delete_reply", reply_id=_PLACEHOLDER_ID),
+        "history": pattern("notes.reply_history", reply_id=_PLACEHOLDER_ID),
+        "restore": pattern("notes.restore_reply", reply_id=_PLACEHOLDER_ID),
+    }
 
 
 # What the note page shows of the note, joined to it rather than one lazy load each, and what it does
